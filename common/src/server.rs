@@ -1,0 +1,53 @@
+//! Serving a daemon's gRPC services: mutual TLS, the authorization layer,
+//! health, graceful shutdown.
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tonic::transport::server::Router;
+use tonic::transport::Server;
+use tower::layer::util::{Identity, Stack};
+
+use crate::authz::{AuthzLayer, Policy};
+use crate::tls::TlsFiles;
+use crate::Error;
+
+/// A server builder with mutual TLS and `policy` in front of every service.
+pub fn builder(
+    tls: &TlsFiles,
+    policy: Policy,
+) -> Result<Server<Stack<AuthzLayer, Identity>>, Error> {
+    Ok(Server::builder()
+        .tls_config(tls.server_config()?)
+        .map_err(|e| Error::Tls(format!("server TLS: {e}")))?
+        .layer(AuthzLayer::new(policy)))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    router: Router<Stack<AuthzLayer, Identity>>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    router
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(|e| Error::Serve(crate::client::error_chain(&e)))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
