@@ -32,9 +32,7 @@ impl std::str::FromStr for Role {
             "admin" => Ok(Role::Admin),
             "viewer" => Ok(Role::Viewer),
             "daemon" => Ok(Role::Daemon),
-            other => Err(format!(
-                "unknown role {other:?}: expected admin or viewer"
-            )),
+            other => Err(format!("unknown role {other:?}: expected admin or viewer")),
         }
     }
 }

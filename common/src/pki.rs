@@ -10,8 +10,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 use crate::identity::Role;
@@ -93,7 +93,9 @@ pub fn issue(dir: &Path, name: &str, role: Role, hosts: &[String]) -> Result<Pat
     let ca_key = KeyPair::from_pem(&key_pem).map_err(|e| pki_err("parse CA key", e))?;
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|e| pki_err("parse CA", e))?;
     if cert_path(dir, name).exists() {
-        return Err(Error::Pki(format!("a certificate named {name:?} already exists")));
+        return Err(Error::Pki(format!(
+            "a certificate named {name:?} already exists"
+        )));
     }
     issue_with(dir, &issuer, name, role, hosts)
 }
@@ -202,7 +204,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         init(dir.path(), &["node1".into(), "10.1.2.3".into()]).unwrap();
         for name in ["ca", "imaged", "runtimed", "netd", "admin", "viewer"] {
-            let mode = fs::metadata(key_path(dir.path(), name)).unwrap().permissions().mode();
+            let mode = fs::metadata(key_path(dir.path(), name))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{name}.key");
             assert!(cert_path(dir.path(), name).exists() || name == "ca");
         }

@@ -30,6 +30,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    notify_ready();
     router
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
@@ -49,5 +50,46 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// Tells systemd (when it started us with `Type=notify`) that we serve.
+pub fn notify_ready() {
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+            tracing::warn!(error = %e, "systemd notify");
+        }
+    }
+}
+
+/// The body of a daemon's `main`: telemetry, bind, serve until SIGTERM or
+/// SIGINT, flush telemetry, exit code. `name` is e.g. `rdock-imaged`.
+pub async fn run_daemon<F, Fut>(
+    name: &str,
+    config: &crate::config::DaemonConfig,
+    serve: F,
+) -> std::process::ExitCode
+where
+    F: FnOnce(TcpListener) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let telemetry = crate::telemetry::init(name, config.log_format, "info");
+    let res = async {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("listen on {}: {e}", config.listen))?;
+        serve(listener).await
+    }
+    .await;
+    if let Err(e) = &res {
+        tracing::error!("{e:#}");
+    }
+    telemetry.shutdown().await;
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -45,16 +45,20 @@ impl Telemetry {
 }
 
 fn otlp_configured() -> bool {
-    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
         && std::env::var("OTEL_SDK_DISABLED").as_deref() != Ok("true")
 }
 
 /// Sets up logging and, when configured, OTLP trace export. Must run inside
 /// a Tokio runtime. `default_level` applies when `RDOCK_LOG` is unset.
 pub fn init(service: &str, format: LogFormat, default_level: &str) -> Telemetry {
-    let filter = EnvFilter::try_from_env("RDOCK_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter =
+        EnvFilter::try_from_env("RDOCK_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let fmt = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)

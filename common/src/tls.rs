@@ -6,6 +6,12 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
 use crate::{pki, Error};
 
+struct Pems {
+    ca: Vec<u8>,
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
 /// Where an identity's certificate, key and the trusted CA live.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -24,16 +30,20 @@ impl TlsFiles {
         }
     }
 
-    fn read(&self) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), Error> {
+    fn read(&self) -> Result<Pems, Error> {
         let read = |p: &Path| {
             std::fs::read(p).map_err(|e| Error::Tls(format!("read {}: {e}", p.display())))
         };
-        Ok((read(&self.ca)?, read(&self.cert)?, read(&self.key)?))
+        Ok(Pems {
+            ca: read(&self.ca)?,
+            cert: read(&self.cert)?,
+            key: read(&self.key)?,
+        })
     }
 
     /// A server config that requires a client certificate signed by the CA.
     pub fn server_config(&self) -> Result<ServerTlsConfig, Error> {
-        let (ca, cert, key) = self.read()?;
+        let Pems { ca, cert, key } = self.read()?;
         Ok(ServerTlsConfig::new()
             .identity(Identity::from_pem(cert, key))
             .client_ca_root(Certificate::from_pem(ca)))
@@ -41,7 +51,7 @@ impl TlsFiles {
 
     /// A client config presenting this identity and trusting only the CA.
     pub fn client_config(&self, server_name: &str) -> Result<ClientTlsConfig, Error> {
-        let (ca, cert, key) = self.read()?;
+        let Pems { ca, cert, key } = self.read()?;
         Ok(ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(ca))
             .identity(Identity::from_pem(cert, key))

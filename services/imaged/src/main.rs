@@ -1,1 +1,20 @@
-fn main() {}
+use clap::Parser;
+use rdock_common::server::{run_daemon, shutdown_signal};
+use rdock_imaged::config::{Args, Config};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    rdock_common::tls::install_crypto_provider();
+    let config = match Config::load(Args::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rdock-imaged: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let daemon = config.daemon.clone();
+    run_daemon("rdock-imaged", &daemon, |listener| {
+        rdock_imaged::serve(config, listener, shutdown_signal())
+    })
+    .await
+}
