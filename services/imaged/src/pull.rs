@@ -48,10 +48,7 @@ impl ImageStore {
             self.pull_locked(&r, &tx).await
         };
         match res {
-            Ok(id) => {
-                send(&tx, Progress::Status(format!("pulled {shown}")));
-                self.image(&id)
-            }
+            Ok(id) => self.image(&id),
             Err(e) => {
                 if let Err(gc) = self.gc().await {
                     tracing::warn!(error = %gc, "cleanup after failed pull");
@@ -104,7 +101,6 @@ impl ImageStore {
                 }
             }
         };
-        send(tx, Progress::Status(format!("manifest {manifest_digest}")));
 
         // The config: small, fetched into memory and checked before use.
         let id = m.config.digest.clone();

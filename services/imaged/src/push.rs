@@ -73,10 +73,6 @@ impl ImageStore {
             b.put_image(id, &rec)?;
             b.commit()?;
         }
-        send(
-            tx,
-            Progress::Status(format!("pushed {}", reference::canonical(r))),
-        );
         Ok(digest)
     }
 

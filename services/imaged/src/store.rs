@@ -158,7 +158,12 @@ impl ContentStore {
     /// Starts writing a blob whose digest is not known in advance.
     pub fn ingest_file(&self) -> Result<(PathBuf, std::fs::File)> {
         let tmp = self.ingest.join(tmp_name());
-        let f = std::fs::File::create(&tmp).map_err(io(format!("create {}", tmp.display())))?;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io(format!("create {}", tmp.display())))?;
         Ok((tmp, f))
     }
 
