@@ -1,0 +1,236 @@
+//! Output the way Docker prints it: aligned tables, human sizes
+//! ("4.26MB"), relative times ("2 hours ago"), short ids.
+
+use chrono::{DateTime, Utc};
+
+/// Lays out rows like Docker's tabwriter (min width 10, padding 3): every
+/// column but the last is padded to its widest cell plus 3 spaces.
+pub fn table(rows: &[Vec<String>]) -> String {
+    const MIN_WIDTH: usize = 10;
+    const PADDING: usize = 3;
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; columns];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                let width = (widths[i] + PADDING).max(MIN_WIDTH);
+                let pad = width.saturating_sub(cell.chars().count());
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units and Go's
+/// `%.3g` ("4.26MB", "512B", "1.2kB", "5MB").
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit < UNITS.len() - 1 {
+        size /= 1000.0;
+        unit += 1;
+    }
+    format!("{}{}", go_g(size, 3), UNITS[unit])
+}
+
+/// Go's `fmt.Sprintf("%.*g", precision, v)` for finite, non-negative `v`.
+fn go_g(v: f64, precision: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let p = precision.max(1);
+    // Round to p significant digits in scientific form, then pick Go's layout.
+    let sci = format!("{:.*e}", p - 1, v);
+    let (mantissa, exp) = match sci.split_once('e') {
+        Some((m, e)) => (m.to_string(), e.parse::<i32>().unwrap_or(0)),
+        None => return sci,
+    };
+    if exp < -4 || exp >= p as i32 {
+        let m = trim_fraction(&mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (p as i32 - 1 - exp).max(0) as usize;
+        trim_fraction(&format!("{v:.decimals$}"))
+    }
+}
+
+fn trim_fraction(s: &str) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Docker's `units.HumanDuration`.
+pub fn human_duration(seconds: i64) -> String {
+    if seconds < 1 {
+        return "Less than a second".into();
+    }
+    if seconds == 1 {
+        return "1 second".into();
+    }
+    if seconds < 60 {
+        return format!("{seconds} seconds");
+    }
+    let minutes = seconds / 60;
+    if minutes == 1 {
+        return "About a minute".into();
+    }
+    if minutes < 60 {
+        return format!("{minutes} minutes");
+    }
+    let hours = (seconds as f64 / 3600.0 + 0.5) as i64;
+    if hours == 1 {
+        return "About an hour".into();
+    }
+    if hours < 48 {
+        return format!("{hours} hours");
+    }
+    if hours < 24 * 7 * 2 {
+        return format!("{} days", hours / 24);
+    }
+    if hours < 24 * 30 * 2 {
+        return format!("{} weeks", hours / 24 / 7);
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{} months", hours / 24 / 30);
+    }
+    format!("{} years", seconds / 3600 / 24 / 365)
+}
+
+/// "3 hours ago", or "N/A" when the creation time is unknown (0).
+pub fn ago(created: i64, now: i64) -> String {
+    if created <= 0 {
+        return "N/A".into();
+    }
+    format!("{} ago", human_duration(now.saturating_sub(created)))
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    Utc::now().timestamp()
+}
+
+/// Go's `time.Time.String()` in UTC: "2024-09-26 21:31:42 +0000 UTC".
+pub fn created_at(created: i64) -> String {
+    match DateTime::<Utc>::from_timestamp(created, 0).filter(|_| created > 0) {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string(),
+        None => "N/A".into(),
+    }
+}
+
+/// RFC 3339 in UTC ("2024-09-26T21:31:42Z"), empty when unknown.
+pub fn rfc3339(created: i64) -> String {
+    match DateTime::<Utc>::from_timestamp(created, 0).filter(|_| created > 0) {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        None => String::new(),
+    }
+}
+
+/// The first 12 hex digits of an id or digest (`sha256:` dropped).
+pub fn short_id(id: &str) -> String {
+    let hex = id.split_once(':').map_or(id, |(_, h)| h);
+    hex.chars().take(12).collect()
+}
+
+/// Docker's JSON indentation (4 spaces), for `inspect`.
+pub fn json_pretty<T: serde::Serialize>(value: &T) -> serde_json::Result<String> {
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    value.serialize(&mut ser)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1000), "1kB");
+        assert_eq!(human_size(1200), "1.2kB");
+        assert_eq!(human_size(4_261_550), "4.26MB");
+        assert_eq!(human_size(4_000_000), "4MB");
+        assert_eq!(human_size(123_456_789), "123MB");
+        assert_eq!(human_size(1_500_000_000), "1.5GB");
+        assert_eq!(human_size(12_345), "12.3kB");
+        // Go's %.3g switches to an exponent when rounding reaches 1000.
+        assert_eq!(human_size(999_600), "1e+03kB");
+    }
+
+    #[test]
+    fn durations_like_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(-5), "Less than a second");
+        assert_eq!(human_duration(1), "1 second");
+        assert_eq!(human_duration(59), "59 seconds");
+        assert_eq!(human_duration(60), "About a minute");
+        assert_eq!(human_duration(119), "About a minute");
+        assert_eq!(human_duration(120), "2 minutes");
+        assert_eq!(human_duration(3599), "59 minutes");
+        assert_eq!(human_duration(3600), "About an hour");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
+        assert_eq!(human_duration(47 * 3600), "47 hours");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+        assert_eq!(human_duration(15 * 86400), "2 weeks");
+        assert_eq!(human_duration(90 * 86400), "3 months");
+        assert_eq!(human_duration(800 * 86400), "2 years");
+        assert_eq!(ago(1000, 1000 + 3 * 3600), "3 hours ago");
+        assert_eq!(ago(1000, 1070), "About a minute ago");
+        assert_eq!(ago(0, 1070), "N/A");
+    }
+
+    #[test]
+    fn ids_and_times() {
+        assert_eq!(
+            short_id("sha256:27a71e19c95622dbd4a6e4e3c1e8b9f2"),
+            "27a71e19c956"
+        );
+        assert_eq!(short_id("abc"), "abc");
+        assert_eq!(created_at(1_727_386_302), "2024-09-26 21:31:42 +0000 UTC");
+        assert_eq!(created_at(0), "N/A");
+        assert_eq!(rfc3339(1_727_386_302), "2024-09-26T21:31:42Z");
+        assert_eq!(rfc3339(0), "");
+    }
+
+    #[test]
+    fn table_aligns_like_docker() {
+        let rows = vec![
+            vec![
+                "REPOSITORY".into(),
+                "TAG".into(),
+                "IMAGE ID".into(),
+                "SIZE".into(),
+            ],
+            vec![
+                "busybox".into(),
+                "latest".into(),
+                "27a71e19c956".into(),
+                "4.26MB".into(),
+            ],
+        ];
+        assert_eq!(
+            table(&rows),
+            "REPOSITORY   TAG       IMAGE ID       SIZE\n\
+             busybox      latest    27a71e19c956   4.26MB\n"
+        );
+    }
+}
