@@ -325,6 +325,7 @@ fn run<S: Read>(stream: S, dest: &Path, lowers: &[PathBuf], limits: &Limits) -> 
         charged: 0,
         ignored: 0,
         dirs: BTreeMap::new(),
+        checked_parent: None,
         buf: vec![0; COPY_BUFFER],
     };
     {
@@ -432,6 +433,10 @@ struct Unpacker<'a> {
     ignored: u64,
     /// Directories (relative to `dest`) whose metadata is applied at the end.
     dirs: BTreeMap<PathBuf, DirMeta>,
+    /// The parent whose components `ensure_dirs` last found to be real
+    /// directories; most entries share their predecessor's parent. Only
+    /// removing a directory can invalidate it, and that clears it.
+    checked_parent: Option<PathBuf>,
     buf: Vec<u8>,
 }
 
@@ -743,6 +748,7 @@ impl Unpacker<'_> {
                 return Ok((path, Previous::Directory));
             }
             // std's remove_dir_all does not follow symlinks.
+            self.checked_parent = None;
             fs::remove_dir_all(&path).map_err(|e| io_err("remove", &path, e))?;
             self.dirs.retain(|dir, _| !dir.starts_with(rel));
             return Ok((path, Previous::Nothing));
@@ -761,6 +767,14 @@ impl Unpacker<'_> {
     /// a whiteout is turned into an opaque directory, anything else (a
     /// symlink above all) is refused.
     fn ensure_dirs(&mut self, rel: &Path, name: &str, include_last: bool) -> Result<PathBuf> {
+        let checked = if include_last {
+            Some(rel)
+        } else {
+            rel.parent()
+        };
+        if checked.is_some() && checked == self.checked_parent.as_deref() {
+            return Ok(self.dest.join(rel));
+        }
         let count = rel.components().count();
         let wanted = if include_last {
             count
@@ -800,6 +814,7 @@ impl Unpacker<'_> {
                 Err(e) => return Err(io_err("stat", &path, e)),
             }
         }
+        self.checked_parent = checked.map(Path::to_path_buf);
         Ok(path)
     }
 
@@ -1038,21 +1053,14 @@ fn link_target<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<Vec<u8>
 
 fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta> {
     let header = entry.header();
-    let mode = header
-        .mode()
-        .map_err(|e| invalid(name, format!("bad mode: {e}")))?
-        & 0o7777;
-    let uid = header
-        .uid()
-        .map_err(|e| invalid(name, format!("bad uid: {e}")))?;
+    let old = header.as_old();
+    let mode = numeric(header.mode().map(u64::from), &old.mode, "mode", name)? & 0o7777;
+    let mode = u32::try_from(mode).unwrap_or_default();
+    let uid = numeric(header.uid(), &old.uid, "uid", name)?;
     let uid = u32::try_from(uid).map_err(|_| invalid(name, format!("uid {uid} out of range")))?;
-    let gid = header
-        .gid()
-        .map_err(|e| invalid(name, format!("bad gid: {e}")))?;
+    let gid = numeric(header.gid(), &old.gid, "gid", name)?;
     let gid = u32::try_from(gid).map_err(|_| invalid(name, format!("gid {gid} out of range")))?;
-    let secs = header
-        .mtime()
-        .map_err(|e| invalid(name, format!("bad mtime: {e}")))?;
+    let secs = numeric(header.mtime(), &old.mtime, "mtime", name)?;
     let mut mtime = Mtime {
         secs: i64::try_from(secs).unwrap_or(i64::MAX),
         nanos: 0,
@@ -1092,6 +1100,16 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta>
         mtime,
         xattrs,
     })
+}
+
+/// A numeric header field; an empty one (all NULs or spaces) reads as 0, as
+/// Go's archive/tar (and so Docker) takes it.
+fn numeric(parsed: io::Result<u64>, raw: &[u8], what: &str, name: &str) -> Result<u64> {
+    match parsed {
+        Ok(value) => Ok(value),
+        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+        Err(e) => Err(invalid(name, format!("bad {what}: {e}"))),
+    }
 }
 
 /// The xattrs a layer may carry: file capabilities and user attributes.
@@ -1969,6 +1987,24 @@ mod tests {
             unpack(&[], dest.path()),
             Err(UnpackError::Truncated(_))
         ));
+    }
+
+    #[test]
+    fn empty_numeric_fields_read_as_zero() {
+        let mut h = Layer::header("f", EntryType::Regular, 0o644, 1);
+        h.as_old_mut().uid = [0; 8];
+        h.as_old_mut().gid = [b' '; 8];
+        let tar = Layer::new().add(h, b"x").to_owned_bytes();
+        let dest = tempfile::tempdir().unwrap();
+        unpack(&tar, dest.path()).unwrap();
+        assert_eq!(lstat(&dest.path().join("f")).uid(), 0);
+
+        let mut h = Layer::header("g", EntryType::Regular, 0o644, 1);
+        h.as_old_mut().uid = *b"12x4\0\0\0\0";
+        let tar = Layer::new().add(h, b"x").to_owned_bytes();
+        let dest = tempfile::tempdir().unwrap();
+        let err = unpack(&tar, dest.path()).unwrap_err();
+        assert!(matches!(err, UnpackError::InvalidEntry { .. }), "{err}");
     }
 
     #[test]
