@@ -135,10 +135,14 @@ pub async fn connect(host: &HostAddr, d: Daemon, tls: &TlsFiles) -> Result<Conn,
     Ok(InterceptedService::new(channel, TraceInterceptor))
 }
 
-/// Like [`connect`], but connects on first use (for daemons that call each
-/// other and must not depend on the other being up at start).
-pub fn connect_lazy(host: &HostAddr, d: Daemon, tls: &TlsFiles) -> Result<Conn, Error> {
-    let channel = channel_endpoint(host, d, tls)?.connect_lazy();
+/// Like [`connect`], but to `host:port` and on first use: for daemons that
+/// call each other and must not depend on the other being up at start.
+pub fn connect_lazy(host: &str, port: u16, tls: &TlsFiles) -> Result<Conn, Error> {
+    let addr = HostAddr {
+        host: host.to_string(),
+        base_port: port,
+    };
+    let channel = channel_endpoint(&addr, Daemon::Imaged, tls)?.connect_lazy();
     Ok(InterceptedService::new(channel, TraceInterceptor))
 }
 

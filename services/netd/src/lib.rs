@@ -8,6 +8,7 @@
 pub mod authz;
 pub mod config;
 pub mod grpc;
+pub mod loopback;
 
 use std::future::Future;
 

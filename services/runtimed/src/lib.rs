@@ -1,11 +1,19 @@
 //! The rdock runtime daemon: containers, their shims, stdio and logs.
-//!
-//! Containers arrive with the runtime issue; today the daemon serves its
-//! version, health and authorization table over mutual TLS.
 
 pub mod authz;
 pub mod config;
+pub mod error;
+pub mod etcfiles;
 pub mod grpc;
+pub mod inspect;
+pub mod model;
+pub mod mounts;
+pub mod names;
+pub mod rootpath;
+pub mod shim;
+pub mod spec;
+pub mod store;
+pub mod users;
 
 use std::future::Future;
 

@@ -1,0 +1,176 @@
+//! What `ps` and `inspect` show of a container, in Docker's shapes.
+
+use chrono::{DateTime, Utc};
+use rdock_proto::runtime::v1::ContainerSummary;
+use serde_json::{json, Value};
+
+use crate::model::{Container, Status};
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Docker's "About a minute", "3 hours", "Less than a second".
+pub fn human_duration(d: chrono::Duration) -> String {
+    let s = d.num_seconds();
+    match s {
+        i64::MIN..=0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        172_800..=1_209_599 => format!("{} days", s / 86400),
+        1_209_600..=5_183_999 => format!("{} weeks", s / 604_800),
+        5_184_000..=63_071_999 => format!("{} months", s / 2_592_000),
+        _ => format!("{} years", s / 31_536_000),
+    }
+}
+
+/// `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`, `Restarting (1) …`.
+pub fn status_line(c: &Container, now: DateTime<Utc>) -> String {
+    let since = |t: &str| {
+        parse_time(t)
+            .map(|t| human_duration(now - t))
+            .unwrap_or_default()
+    };
+    match c.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", since(&c.state.started_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            since(&c.state.finished_at)
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code,
+            since(&c.state.finished_at)
+        ),
+    }
+}
+
+pub fn summary(c: &Container, now: DateTime<Utc>) -> ContainerSummary {
+    ContainerSummary {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        image: c.config.image.clone(),
+        command: c.args().join(" "),
+        created: parse_time(&c.created).map_or(0, |t| t.timestamp()),
+        state: c.state.status.as_str().into(),
+        status: status_line(c, now),
+        ports: String::new(),
+        exit_code: c.state.exit_code,
+    }
+}
+
+fn or_zero_time(s: &str) -> &str {
+    if s.is_empty() {
+        "0001-01-01T00:00:00Z"
+    } else {
+        s
+    }
+}
+
+/// The container as `docker inspect` shows it.
+pub fn inspect(c: &Container, rootfs: &str, log_path: &str) -> Value {
+    let st = &c.state;
+    let (path, args) = match c.args().split_first() {
+        Some((p, a)) => (p.clone(), a.to_vec()),
+        None => (String::new(), vec![]),
+    };
+    let restart = &c.host.restart;
+    json!({
+        "Id": c.id,
+        "Created": c.created,
+        "Path": path,
+        "Args": args,
+        "State": {
+            "Status": st.status.as_str(),
+            "Running": st.status == Status::Running,
+            "Paused": false,
+            "Restarting": st.status == Status::Restarting,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": st.pid,
+            "ExitCode": st.exit_code,
+            "Error": st.error,
+            "StartedAt": or_zero_time(&st.started_at),
+            "FinishedAt": or_zero_time(&st.finished_at),
+        },
+        "Image": c.image_id,
+        "LogPath": log_path,
+        "Name": format!("/{}", c.name),
+        "RestartCount": st.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "HostConfig": {
+            "NetworkMode": c.host.network_mode,
+            "RestartPolicy": {"Name": restart.name, "MaximumRetryCount": restart.max_retries},
+            "AutoRemove": c.host.auto_remove,
+            "Memory": c.host.memory,
+            "NanoCpus": c.host.nano_cpus,
+            "PidsLimit": if c.host.pids_limit > 0 { json!(c.host.pids_limit) } else { Value::Null },
+            "Init": c.host.init,
+            "Runtime": if c.host.runtime.is_empty() { "runc" } else { c.host.runtime.as_str() },
+            "LogConfig": {"Type": "json-file", "Config": {}},
+        },
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {
+                "LowerDir": c.rootfs.lowerdirs.join(":"),
+                "UpperDir": c.rootfs.upperdir,
+                "WorkDir": c.rootfs.workdir,
+                "MergedDir": rootfs,
+            },
+        },
+        "Mounts": [],
+        "Config": {
+            "Hostname": c.config.hostname,
+            "User": c.config.user,
+            "Tty": c.config.tty,
+            "OpenStdin": c.config.open_stdin,
+            "Env": c.config.env,
+            "Cmd": c.config.cmd,
+            "Entrypoint": if c.config.entrypoint.is_empty() { Value::Null } else { json!(c.config.entrypoint) },
+            "Image": c.config.image,
+            "WorkingDir": c.config.working_dir,
+            "Labels": c.config.labels,
+            "StopSignal": if c.config.stop_signal.is_empty() { "SIGTERM" } else { c.config.stop_signal.as_str() },
+        },
+        "NetworkSettings": {
+            "IPAddress": c.ip_address,
+            "Gateway": c.gateway,
+            "MacAddress": "",
+            "Ports": {},
+            "Networks": {},
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_like_docker() {
+        let now = Utc::now();
+        let mut c = Container::default();
+        assert_eq!(status_line(&c, now), "Created");
+        c.state.status = Status::Running;
+        c.state.started_at = (now - chrono::Duration::seconds(3)).to_rfc3339();
+        assert_eq!(status_line(&c, now), "Up 3 seconds");
+        c.state.status = Status::Exited;
+        c.state.exit_code = 2;
+        c.state.finished_at = (now - chrono::Duration::seconds(130)).to_rfc3339();
+        assert_eq!(status_line(&c, now), "Exited (2) 2 minutes ago");
+        c.config.cmd = vec!["sleep".into(), "5".into()];
+        let v = inspect(&c, "/r", "/l");
+        assert_eq!(v["Path"], "sleep");
+        assert_eq!(v["State"]["ExitCode"], 2);
+        assert_eq!(v["State"]["Running"], false);
+    }
+}
