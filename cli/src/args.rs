@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 /// rdockctl — the rdock command-line client.
 #[derive(Debug, Parser)]
@@ -41,6 +41,31 @@ pub struct ConnArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// Create a new container
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(WaitArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Manage containers
+    Container {
+        #[command(subcommand)]
+        command: ContainerCommand,
+    },
     /// Download an image from a registry
     Pull(PullArgs),
     /// Upload an image to a registry
@@ -53,8 +78,8 @@ pub enum Command {
     Tag(TagArgs),
     /// Remove one or more images
     Rmi(RmiArgs),
-    /// Return low-level information on rdock objects (images for now)
-    Inspect(InspectArgs),
+    /// Return low-level information on rdock objects (containers, images)
+    Inspect(ObjectInspectArgs),
     /// Manage images
     Image {
         #[command(subcommand)]
@@ -80,6 +105,29 @@ impl Command {
     /// The command's name as a user types it, for the trace span.
     pub fn name(&self) -> &'static str {
         match self {
+            Command::Run(_) => "run",
+            Command::Create(_) => "create",
+            Command::Start(_) => "start",
+            Command::Ps(_) => "ps",
+            Command::Logs(_) => "logs",
+            Command::Stop(_) => "stop",
+            Command::Kill(_) => "kill",
+            Command::Rm(_) => "rm",
+            Command::Wait(_) => "wait",
+            Command::Top(_) => "top",
+            Command::Container { command } => match command {
+                ContainerCommand::Run(_) => "container run",
+                ContainerCommand::Create(_) => "container create",
+                ContainerCommand::Start(_) => "container start",
+                ContainerCommand::Ls(_) => "container ls",
+                ContainerCommand::Logs(_) => "container logs",
+                ContainerCommand::Stop(_) => "container stop",
+                ContainerCommand::Kill(_) => "container kill",
+                ContainerCommand::Rm(_) => "container rm",
+                ContainerCommand::Wait(_) => "container wait",
+                ContainerCommand::Inspect(_) => "container inspect",
+                ContainerCommand::Top(_) => "container top",
+            },
             Command::Pull(_) => "pull",
             Command::Push(_) => "push",
             Command::Import(_) => "import",
@@ -107,6 +155,255 @@ impl Command {
             Command::Version(_) => "version",
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// Create a new container
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// List containers
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(PsArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(WaitArgs),
+    /// Display detailed information on one or more containers
+    Inspect(ContainerInspectArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+}
+
+/// The options of `create` and `run` (Docker's), then IMAGE [COMMAND] [ARG...].
+/// Options stop at IMAGE: everything after it is the container's command.
+/// `-h` is the hostname, as in Docker, so help is `--help` only.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CreateOptions {
+    /// Assign a name to the container
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Set an environment variable (KEY=VAL; KEY alone takes its value
+    /// from this environment); repeatable
+    #[arg(short = 'e', long = "env", value_name = "KEY=VAL")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (KEY=VAL lines); repeatable
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image ('' clears it)
+    #[arg(long, value_name = "COMMAND", allow_hyphen_values = true)]
+    pub entrypoint: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long = "hostname", value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps
+    /// processes
+    #[arg(long)]
+    pub init: bool,
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Memory limit (64m, 1g, 512k, 1024b, bytes)
+    #[arg(short = 'm', long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Number of CPUs (1.5)
+    #[arg(long, value_name = "DECIMAL", allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// Tune the container's pids limit (-1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Set a metadata label (KEY=VAL); repeatable
+    #[arg(short = 'l', long = "label", value_name = "KEY=VAL")]
+    pub labels: Vec<String>,
+    /// OCI runtime to use for this container (runc, crun)
+    #[arg(long, value_name = "NAME")]
+    pub runtime: Option<String>,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Print help
+    #[arg(long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+    // One argument for IMAGE and COMMAND, so that clap stops looking for
+    // options at IMAGE (with two, `run busybox -d` would detach).
+    /// The image, then the command and its arguments (overriding the
+    /// image's CMD)
+    #[arg(
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub image_and_command: Vec<String>,
+}
+
+impl CreateOptions {
+    /// The image, as the user typed it.
+    pub fn image(&self) -> &str {
+        self.image_and_command.first().map_or("", String::as_str)
+    }
+
+    /// The command after the image (empty: the image's CMD).
+    pub fn command(&self) -> &[String] {
+        self.image_and_command.get(1..).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    disable_help_flag = true,
+    override_usage = "rdockctl run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+)]
+pub struct RunArgs {
+    /// Run the container in the background and print its ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub opts: CreateOptions,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    disable_help_flag = true,
+    override_usage = "rdockctl create [OPTIONS] IMAGE [COMMAND] [ARG...]"
+)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub opts: CreateOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and exit with the container's code
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Attach the container's STDIN
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format output: "table" (default), "json" (one JSON object per line)
+    /// or a Go template ('{{.ID}} {{.Names}}')
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs, or "all"
+    #[arg(short = 'n', long, value_name = "N|all", default_value = "all")]
+    pub tail: String,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(
+        short = 't',
+        long = "time",
+        visible_alias = "timeout",
+        value_name = "SECS",
+        allow_hyphen_values = true
+    )]
+    pub time: Option<i32>,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal to send to the container (name or number)
+    #[arg(short = 's', long, value_name = "SIGNAL", default_value = "KILL")]
+    pub signal: String,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// `inspect`: containers first, then images.
+#[derive(Debug, Args)]
+pub struct ObjectInspectArgs {
+    /// Format output using a Go template ('{{.State.Pid}}', '{{json .Config}}')
+    #[arg(short = 'f', long = "format", value_name = "TEMPLATE")]
+    pub format: Option<String>,
+    /// Only look for this type of object: container or image
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["container", "image"])]
+    pub kind: Option<String>,
+    #[arg(value_name = "NAME|ID", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ContainerInspectArgs {
+    /// Format output using a Go template ('{{.State.Pid}}', '{{json .Config}}')
+    #[arg(short = 'f', long = "format", value_name = "TEMPLATE")]
+    pub format: Option<String>,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,5 +612,120 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.command.name(), "pki init");
+    }
+
+    fn parse(args: &[&str]) -> Command {
+        let mut all = vec!["rdockctl"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap().command
+    }
+
+    #[test]
+    fn run_options_stop_at_the_image() {
+        let Command::Run(a) = parse(&[
+            "run", "-d", "--rm", "--name", "web", "-e", "A=1", "-e", "B", "-h", "box", "-it",
+            "busybox", "sh", "-c", "echo hi", "-d", "--rm",
+        ]) else {
+            panic!()
+        };
+        assert!(a.detach && a.opts.rm && a.opts.interactive && a.opts.tty);
+        assert_eq!(a.opts.name.as_deref(), Some("web"));
+        assert_eq!(a.opts.env, ["A=1", "B"]);
+        assert_eq!(a.opts.hostname.as_deref(), Some("box"));
+        assert_eq!(a.opts.image(), "busybox");
+        assert_eq!(a.opts.command(), ["sh", "-c", "echo hi", "-d", "--rm"]);
+
+        // A flag right after the image belongs to the command.
+        let Command::Run(a) = parse(&["run", "busybox", "-d", "x"]) else {
+            panic!()
+        };
+        assert!(!a.detach);
+        assert_eq!(a.opts.command(), ["-d", "x"]);
+        let Command::Run(a) = parse(&["run", "busybox", "--", "ls"]) else {
+            panic!()
+        };
+        assert_eq!(a.opts.command(), ["--", "ls"]);
+
+        let Command::Run(a) = parse(&[
+            "run",
+            "--entrypoint",
+            "",
+            "-m",
+            "64m",
+            "--cpus",
+            "1.5",
+            "--pids-limit",
+            "-1",
+            "--restart",
+            "on-failure:3",
+            "-l",
+            "a=b",
+            "--env-file",
+            "/e",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000:1000",
+            "--init",
+            "--runtime",
+            "crun",
+            "busybox",
+        ]) else {
+            panic!()
+        };
+        let o = &a.opts;
+        assert_eq!(o.entrypoint.as_deref(), Some(""));
+        assert_eq!(o.memory.as_deref(), Some("64m"));
+        assert_eq!(o.cpus.as_deref(), Some("1.5"));
+        assert_eq!(o.pids_limit.as_deref(), Some("-1"));
+        assert_eq!(o.restart.as_deref(), Some("on-failure:3"));
+        assert_eq!(o.labels, ["a=b"]);
+        assert_eq!(o.env_file, [PathBuf::from("/e")]);
+        assert_eq!(o.workdir.as_deref(), Some("/tmp"));
+        assert_eq!(o.user.as_deref(), Some("1000:1000"));
+        assert!(o.init);
+        assert_eq!(o.runtime.as_deref(), Some("crun"));
+        assert!(o.command().is_empty());
+
+        // No image: a usage error; --help still works without -h.
+        assert!(Cli::try_parse_from(["rdockctl", "run", "-d"]).is_err());
+        let err = Cli::try_parse_from(["rdockctl", "create", "--help"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+    }
+
+    #[test]
+    fn container_group_and_aliases() {
+        for (args, name) in [
+            (&["container", "ls", "-a"][..], "container ls"),
+            (&["container", "ps", "-q"], "container ls"),
+            (&["container", "list"], "container ls"),
+            (&["container", "remove", "x"], "container rm"),
+            (&["container", "run", "busybox", "true"], "container run"),
+            (&["container", "inspect", "x"], "container inspect"),
+            (&["ps", "-aq", "--no-trunc"], "ps"),
+            (&["stop", "-t", "3", "a", "b"], "stop"),
+            (&["kill", "-s", "TERM", "a"], "kill"),
+            (&["logs", "-f", "-n", "5", "-t", "a"], "logs"),
+            (&["start", "-a", "a"], "start"),
+            (&["wait", "a", "b"], "wait"),
+            (&["top", "a"], "top"),
+            (&["inspect", "--type", "image", "a"], "inspect"),
+        ] {
+            assert_eq!(parse(args).name(), name, "{args:?}");
+        }
+        let Command::Stop(a) = parse(&["stop", "--time", "0", "a"]) else {
+            panic!()
+        };
+        assert_eq!(a.time, Some(0));
+        let Command::Kill(a) = parse(&["kill", "a"]) else {
+            panic!()
+        };
+        assert_eq!(a.signal, "KILL");
+        let Command::Logs(a) = parse(&["logs", "a"]) else {
+            panic!()
+        };
+        assert_eq!(a.tail, "all");
+        assert!(Cli::try_parse_from(["rdockctl", "stop"]).is_err());
+        assert!(Cli::try_parse_from(["rdockctl", "inspect", "--type", "net", "a"]).is_err());
     }
 }

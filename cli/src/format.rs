@@ -6,7 +6,11 @@ use chrono::{DateTime, Utc};
 /// Lays out rows like Docker's tabwriter (min width 10, padding 3): every
 /// column but the last is padded to its widest cell plus 3 spaces.
 pub fn table(rows: &[Vec<String>]) -> String {
-    const MIN_WIDTH: usize = 10;
+    table_min_width(rows, 10)
+}
+
+/// [`table`] with another minimum column width (`docker top` uses 20).
+pub fn table_min_width(rows: &[Vec<String>], min_width: usize) -> String {
     const PADDING: usize = 3;
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0usize; columns];
@@ -21,7 +25,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
         for (i, cell) in row.iter().enumerate() {
             line.push_str(cell);
             if i + 1 < row.len() {
-                let width = (widths[i] + PADDING).max(MIN_WIDTH);
+                let width = (widths[i] + PADDING).max(min_width);
                 let pad = width.saturating_sub(cell.chars().count());
                 line.extend(std::iter::repeat_n(' ', pad));
             }
@@ -147,13 +151,115 @@ pub fn short_id(id: &str) -> String {
     hex.chars().take(12).collect()
 }
 
-/// Docker's JSON indentation (4 spaces), for `inspect`.
+/// Docker's JSON indentation (4 spaces), with sorted keys.
+#[cfg(test)]
 pub fn json_pretty<T: serde::Serialize>(value: &T) -> serde_json::Result<String> {
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
     value.serialize(&mut ser)?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Go's `strconv.Quote`: double quotes, with `"` `\\` and control
+/// characters escaped (printable Unicode such as `…` kept as is).
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Docker's `Ellipsis`: at most `max` characters, the last one `…` when cut.
+pub fn ellipsis(s: &str, max: usize) -> String {
+    if max == 0 {
+        return String::new();
+    }
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    if max == 1 {
+        return s.chars().take(1).collect();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+/// Re-indents JSON text with Docker's 4 spaces, keeping its key order
+/// (a `serde_json::Value` would sort the keys). The text must be valid JSON.
+pub fn json_reindent(text: &str) -> String {
+    fn newline(out: &mut String, level: usize) {
+        out.push('\n');
+        out.extend(std::iter::repeat_n(' ', level * 4));
+    }
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut level = 0usize;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                out.push('"');
+                while let Some(c) = chars.next() {
+                    out.push(c);
+                    match c {
+                        '\\' => {
+                            if let Some(n) = chars.next() {
+                                out.push(n);
+                            }
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '{' | '[' => {
+                out.push(c);
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+                let close = if c == '{' { '}' } else { ']' };
+                if chars.peek() == Some(&close) {
+                    chars.next();
+                    out.push(close);
+                } else {
+                    level += 1;
+                    newline(&mut out, level);
+                }
+            }
+            '}' | ']' => {
+                level = level.saturating_sub(1);
+                newline(&mut out, level);
+                out.push(c);
+            }
+            ',' => {
+                out.push(',');
+                newline(&mut out, level);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -232,5 +338,39 @@ mod tests {
             "REPOSITORY   TAG       IMAGE ID       SIZE\n\
              busybox      latest    27a71e19c956   4.26MB\n"
         );
+    }
+
+    #[test]
+    fn quote_and_ellipsis_like_go() {
+        assert_eq!(go_quote("sleep 100"), "\"sleep 100\"");
+        assert_eq!(go_quote(""), "\"\"");
+        assert_eq!(
+            go_quote("sh -c \"echo \\x\"\n\t\u{1}"),
+            r#""sh -c \"echo \\x\"\n\t\x01""#
+        );
+        assert_eq!(go_quote("a…"), "\"a…\"");
+        assert_eq!(ellipsis("sleep 100", 20), "sleep 100");
+        assert_eq!(ellipsis("12345678901234567890", 20), "12345678901234567890");
+        assert_eq!(
+            ellipsis("sh -c 'while true; do echo hi; sleep 1; done'", 20),
+            "sh -c 'while true; …"
+        );
+        assert_eq!(ellipsis("ab", 1), "a");
+        assert_eq!(ellipsis("ab", 0), "");
+    }
+
+    #[test]
+    fn reindent_keeps_order_like_docker() {
+        let text = r#"{"Id":"x","Args":[],"State":{"Status":"running","Pid":42},"Env":["A=1","B={[,:]}\"q"],"Labels":{},"N":null}"#;
+        let want = "{\n    \"Id\": \"x\",\n    \"Args\": [],\n    \"State\": {\n        \"Status\": \"running\",\n        \"Pid\": 42\n    },\n    \"Env\": [\n        \"A=1\",\n        \"B={[,:]}\\\"q\"\n    ],\n    \"Labels\": {},\n    \"N\": null\n}";
+        assert_eq!(json_reindent(text), want);
+        // The same as serde_json's pretty printer with 4 spaces.
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut sorted = json_pretty(&v).unwrap();
+        sorted.retain(|c| c != ' ');
+        let mut ours = json_reindent(&serde_json::to_string(&v).unwrap());
+        ours.retain(|c| c != ' ');
+        assert_eq!(ours, sorted);
+        assert_eq!(json_reindent(" [ { } , [ ] ] "), "[\n    {},\n    []\n]");
     }
 }

@@ -1,9 +1,12 @@
-//! Image commands: pull, push, import, images, tag, rmi, inspect.
+//! Image commands: pull, push, import, images, tag, rmi, and the image
+//! objects `inspect` shows.
 
 use std::io::{self, Write};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use futures::StreamExt as _;
+use rdock_common::client::Conn;
+use rdock_proto::image::v1::image_service_client::ImageServiceClient;
 use rdock_proto::image::v1::{
     import_chunk, pull_progress, push_progress, GetImageRequest, Image, ImportChunk, ImportHeader,
     ListImagesRequest, PullRequest, PushRequest, RemoveImageRequest, TagImageRequest,
@@ -11,11 +14,11 @@ use rdock_proto::image::v1::{
 use serde::Serialize;
 use tokio::io::AsyncReadExt as _;
 
-use crate::args::{ImagesArgs, ImportArgs, InspectArgs, PullArgs, PushArgs, RmiArgs, TagArgs};
+use crate::args::{ImagesArgs, ImportArgs, PullArgs, PushArgs, RmiArgs, TagArgs};
 use crate::conn::{open_input, Target};
 use crate::error::{self, Reported};
-use crate::format::{ago, created_at, human_size, json_pretty, now, rfc3339, short_id, table};
-use crate::progress::{Kind, Progress};
+use crate::format::{ago, created_at, human_size, now, rfc3339, short_id, table};
+use crate::progress::{Kind, Output, Progress};
 use crate::reference::{familiar, normalize, split_tag};
 use crate::template::GoTemplate;
 
@@ -27,7 +30,6 @@ pub async fn pull(target: &Target, args: &PullArgs) -> Result<()> {
     if reference.is_empty() {
         bail!("invalid reference format: empty");
     }
-    let full = normalize(reference);
     let mut client = target.image().await?;
     // Docker's "up to date" means the reference already named this image.
     let before = client
@@ -37,19 +39,51 @@ pub async fn pull(target: &Target, args: &PullArgs) -> Result<()> {
         .await
         .ok()
         .map(|img| img.into_inner().id);
+    let image = pull_image(&mut client, reference, Output::Stdout).await?;
+    let status = if before.as_deref() == Some(image.id.as_str()) {
+        "Image is up to date"
+    } else {
+        "Downloaded newer image"
+    };
+    let shown = shown_reference(&image, reference);
+    let mut out = io::stdout().lock();
+    writeln!(out, "Digest: {}", image.manifest_digest)?;
+    writeln!(out, "Status: {status} for {}", familiar(&shown))?;
+    writeln!(out, "{shown}")?;
+    Ok(())
+}
+
+/// The full reference a pull of `reference` is shown under.
+fn shown_reference(image: &Image, reference: &str) -> String {
+    let full = normalize(reference);
+    image
+        .references
+        .iter()
+        .find(|r| **r == full)
+        .cloned()
+        .unwrap_or(full)
+}
+
+/// Pulls `reference`, showing per-layer progress on `output`; returns the
+/// image.
+pub async fn pull_image(
+    client: &mut ImageServiceClient<Conn>,
+    reference: &str,
+    output: Output,
+) -> Result<Image> {
     let mut stream = client
         .pull(PullRequest {
             reference: reference.to_string(),
         })
         .await?
         .into_inner();
-    let mut progress = Progress::new(Kind::Pull);
+    let mut progress = Progress::to(Kind::Pull, output);
     let result: Result<Option<Image>> = async {
         let mut done = None;
         while let Some(msg) = stream.message().await? {
             match msg.event {
                 Some(pull_progress::Event::Layer(l)) => progress.layer(&l)?,
-                // The Digest/Status lines are printed below, from the result.
+                // The Digest/Status lines are printed by the caller.
                 Some(pull_progress::Event::Status(s))
                     if !s.is_empty() && !s.starts_with("Digest:") && !s.starts_with("Status:") =>
                 {
@@ -63,24 +97,36 @@ pub async fn pull(target: &Target, args: &PullArgs) -> Result<()> {
     }
     .await;
     progress.finish();
-    let image = result?.ok_or_else(|| {
+    result?.ok_or_else(|| {
         anyhow!("pull {reference}: the image daemon ended the pull without a result")
-    })?;
-    let shown = image
-        .references
-        .iter()
-        .find(|r| **r == full)
-        .cloned()
-        .unwrap_or(full);
-    let status = if before.as_deref() == Some(image.id.as_str()) {
-        "Image is up to date"
-    } else {
-        "Downloaded newer image"
-    };
-    let mut out = io::stdout().lock();
-    writeln!(out, "Digest: {}", image.manifest_digest)?;
-    writeln!(out, "Status: {status} for {}", familiar(&shown))?;
-    writeln!(out, "{shown}")?;
+    })
+}
+
+/// What `run` and `create` do when the image is not there: Docker's
+/// "Unable to find image" line, then the pull, all on stderr.
+pub async fn ensure_image(client: &mut ImageServiceClient<Conn>, reference: &str) -> Result<()> {
+    match client
+        .get_image(GetImageRequest {
+            reference: reference.to_string(),
+        })
+        .await
+    {
+        Ok(_) => return Ok(()),
+        Err(status) if status.code() == tonic::Code::NotFound => {}
+        Err(status) => return Err(status.into()),
+    }
+    let out = Output::Stderr;
+    out.line(&format!(
+        "Unable to find image '{}' locally",
+        familiar(&normalize(reference))
+    ))?;
+    let image = pull_image(client, reference, out).await?;
+    let shown = shown_reference(&image, reference);
+    out.line(&format!("Digest: {}", image.manifest_digest))?;
+    out.line(&format!(
+        "Status: Downloaded newer image for {}",
+        familiar(&shown)
+    ))?;
     Ok(())
 }
 
@@ -405,7 +451,7 @@ struct RootFs {
 /// An image as `docker image inspect` shows it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct ImageInspect {
+pub struct ImageInspect {
     id: String,
     repo_tags: Vec<String>,
     repo_digests: Vec<String>,
@@ -430,7 +476,7 @@ fn str_field(v: &serde_json::Value, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn inspect_object(img: &Image) -> Result<ImageInspect> {
+pub fn inspect_object(img: &Image) -> Result<ImageInspect> {
     let config: serde_json::Value = if img.config_json.trim().is_empty() {
         serde_json::Value::Object(Default::default())
     } else {
@@ -493,55 +539,10 @@ fn inspect_object(img: &Image) -> Result<ImageInspect> {
     })
 }
 
-pub async fn inspect(target: &Target, args: &InspectArgs) -> Result<()> {
-    let tmpl = args.format.as_deref().map(GoTemplate::parse).transpose()?;
-    let mut client = target.image().await?;
-    let mut failed = false;
-    let mut objects = Vec::new();
-    for name in &args.images {
-        let result = client
-            .get_image(GetImageRequest {
-                reference: name.clone(),
-            })
-            .await;
-        match result {
-            Ok(img) => match inspect_object(&img.into_inner()) {
-                Ok(obj) => objects.push(obj),
-                Err(e) => {
-                    failed = true;
-                    error::print(&e);
-                }
-            },
-            Err(status) if status.code() == tonic::Code::NotFound => {
-                failed = true;
-                error::print_line(&format!("no such image: {name}"));
-            }
-            Err(status) => {
-                failed = true;
-                error::print_line(&error::status_message(&status));
-            }
-        }
-    }
-    let mut out = io::stdout().lock();
-    match &tmpl {
-        Some(t) => {
-            for obj in &objects {
-                let line = t.render(&serde_json::to_value(obj)?)?;
-                writeln!(out, "{line}")?;
-            }
-        }
-        None => writeln!(out, "{}", json_pretty(&objects)?)?,
-    }
-    out.flush()?;
-    if failed {
-        return Err(Reported.into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::json_pretty;
 
     fn image(id: &str, refs: &[&str], created: i64, size: u64) -> Image {
         Image {

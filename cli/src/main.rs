@@ -2,13 +2,18 @@
 //! outcome to an exit code.
 
 mod args;
+mod attach;
 mod conn;
+mod containers;
 mod error;
 mod format;
 mod images;
+mod inspect;
+mod options;
 mod pki;
 mod progress;
 mod reference;
+mod run;
 mod system;
 mod template;
 
@@ -18,12 +23,8 @@ use clap::Parser as _;
 use rdock_common::telemetry::{self, LogFormat};
 use tracing::Instrument as _;
 
-use crate::args::{Cli, Command, ImageCommand, PkiCommand, SystemCommand};
+use crate::args::{Cli, Command, ContainerCommand, ImageCommand, PkiCommand, SystemCommand};
 use crate::conn::Target;
-
-/// Exit code of a failed image, pki or system command (Docker's for pull,
-/// rmi, ...). 125 is kept for engine errors of run-style commands.
-const EXIT_FAILED: u8 = 1;
 
 fn main() -> ExitCode {
     rdock_common::tls::install_crypto_provider();
@@ -35,7 +36,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             error::print_line(&format!("start runtime: {e}"));
-            return ExitCode::from(EXIT_FAILED);
+            return ExitCode::from(error::EXIT_FAILED);
         }
     };
     let code = runtime.block_on(async {
@@ -44,12 +45,7 @@ fn main() -> ExitCode {
         let result = dispatch(&cli).instrument(span).await;
         let code = match result {
             Ok(()) => 0,
-            Err(e) if e.is::<error::Reported>() => EXIT_FAILED,
-            Err(e) if error::is_broken_pipe(&e) => 0,
-            Err(e) => {
-                error::print(&e);
-                EXIT_FAILED
-            }
+            Err(e) => error::report(&e),
         };
         telemetry.shutdown().await;
         code
@@ -69,6 +65,59 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<()> {
     let target = Target::from_args(&cli.conn)?;
     let t = &target;
     match &cli.command {
+        Command::Run(a)
+        | Command::Container {
+            command: ContainerCommand::Run(a),
+        } => run::run(t, a).await,
+        Command::Create(a)
+        | Command::Container {
+            command: ContainerCommand::Create(a),
+        } => run::create(t, a).await,
+        Command::Start(a)
+        | Command::Container {
+            command: ContainerCommand::Start(a),
+        } => run::start(t, a).await,
+        Command::Ps(a)
+        | Command::Container {
+            command: ContainerCommand::Ls(a),
+        } => containers::ps(t, a).await,
+        Command::Logs(a)
+        | Command::Container {
+            command: ContainerCommand::Logs(a),
+        } => containers::logs(t, a).await,
+        Command::Stop(a)
+        | Command::Container {
+            command: ContainerCommand::Stop(a),
+        } => containers::stop(t, a).await,
+        Command::Kill(a)
+        | Command::Container {
+            command: ContainerCommand::Kill(a),
+        } => containers::kill(t, a).await,
+        Command::Rm(a)
+        | Command::Container {
+            command: ContainerCommand::Rm(a),
+        } => containers::rm(t, a).await,
+        Command::Wait(a)
+        | Command::Container {
+            command: ContainerCommand::Wait(a),
+        } => containers::wait(t, a).await,
+        Command::Top(a)
+        | Command::Container {
+            command: ContainerCommand::Top(a),
+        } => containers::top(t, a).await,
+        Command::Inspect(a) => {
+            let kind = inspect::Kind::from_type(a.kind.as_deref());
+            inspect::inspect(t, &a.names, a.format.as_deref(), kind).await
+        }
+        Command::Container {
+            command: ContainerCommand::Inspect(a),
+        } => {
+            let kind = inspect::Kind::Container;
+            inspect::inspect(t, &a.containers, a.format.as_deref(), kind).await
+        }
+        Command::Image {
+            command: ImageCommand::Inspect(a),
+        } => inspect::inspect(t, &a.images, a.format.as_deref(), inspect::Kind::Image).await,
         Command::Pull(a)
         | Command::Image {
             command: ImageCommand::Pull(a),
@@ -93,10 +142,6 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<()> {
         | Command::Image {
             command: ImageCommand::Rm(a),
         } => images::rmi(t, a).await,
-        Command::Inspect(a)
-        | Command::Image {
-            command: ImageCommand::Inspect(a),
-        } => images::inspect(t, a).await,
         Command::Info(a)
         | Command::System {
             command: SystemCommand::Info(a),

@@ -77,9 +77,50 @@ struct Bars {
     text_style: ProgressStyle,
 }
 
+/// Where progress goes: stdout for `pull`, stderr for the pull `run` and
+/// `create` do (their stdout is the container's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    Stderr,
+}
+
+impl Output {
+    fn is_terminal(self) -> bool {
+        match self {
+            Output::Stdout => io::stdout().is_terminal(),
+            Output::Stderr => io::stderr().is_terminal(),
+        }
+    }
+
+    fn draw_target(self) -> ProgressDrawTarget {
+        match self {
+            Output::Stdout => ProgressDrawTarget::stdout(),
+            Output::Stderr => ProgressDrawTarget::stderr(),
+        }
+    }
+
+    /// Writes one line and flushes.
+    pub fn line(self, text: &str) -> io::Result<()> {
+        match self {
+            Output::Stdout => {
+                let mut out = io::stdout().lock();
+                writeln!(out, "{text}")?;
+                out.flush()
+            }
+            Output::Stderr => {
+                let mut out = io::stderr().lock();
+                writeln!(out, "{text}")?;
+                out.flush()
+            }
+        }
+    }
+}
+
 /// Shows layer events as they come.
 pub struct Progress {
     kind: Kind,
+    output: Output,
     bars: Option<Bars>,
     phases: HashMap<String, String>,
 }
@@ -87,8 +128,13 @@ pub struct Progress {
 impl Progress {
     /// Bars when stdout is a terminal, plain lines otherwise.
     pub fn new(kind: Kind) -> Self {
-        let bars = io::stdout().is_terminal().then(|| Bars {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+        Self::to(kind, Output::Stdout)
+    }
+
+    /// Bars when `output` is a terminal, plain lines otherwise.
+    pub fn to(kind: Kind, output: Output) -> Self {
+        let bars = output.is_terminal().then(|| Bars {
+            multi: MultiProgress::with_draw_target(output.draw_target()),
             bars: HashMap::new(),
             bar_style: ProgressStyle::with_template(
                 "{prefix}: {msg:<12} [{bar:40}] {decimal_bytes}/{decimal_total_bytes}",
@@ -100,6 +146,7 @@ impl Progress {
         });
         Progress {
             kind,
+            output,
             bars,
             phases: HashMap::new(),
         }
@@ -112,9 +159,7 @@ impl Progress {
         }
         let Some(b) = self.bars.as_mut() else {
             if changed {
-                let mut out = io::stdout().lock();
-                writeln!(out, "{}", plain_line(self.kind, ev))?;
-                out.flush()?;
+                self.output.line(&plain_line(self.kind, ev))?;
             }
             return Ok(());
         };
@@ -152,11 +197,7 @@ impl Progress {
     pub fn line(&mut self, text: &str) -> io::Result<()> {
         match &self.bars {
             Some(b) => b.multi.println(text),
-            None => {
-                let mut out = io::stdout().lock();
-                writeln!(out, "{text}")?;
-                out.flush()
-            }
+            None => self.output.line(text),
         }
     }
 

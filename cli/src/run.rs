@@ -1,0 +1,132 @@
+//! `run`, `create` and `start`: Docker's flow and exit codes (125 engine
+//! error, 126/127 from the daemon's `rdock-exit-code`, else the container's
+//! own code).
+
+use std::io::{self, IsTerminal as _, Write as _};
+
+use anyhow::Result;
+use rdock_common::client::Conn;
+use rdock_proto::runtime::v1::runtime_service_client::RuntimeServiceClient;
+use rdock_proto::runtime::v1::{CreateContainerRequest, StartContainerRequest};
+
+use crate::args::{CreateArgs, CreateOptions, RunArgs, StartArgs};
+use crate::attach::{self, Signals};
+use crate::conn::Target;
+use crate::error::{self, engine, Exit};
+use crate::images::ensure_image;
+use crate::options::{create_request, process_env};
+
+type Runtime = RuntimeServiceClient<Conn>;
+
+/// Docker's check before attaching: `-i -t` needs a terminal on stdin.
+/// (Its exit code is 1, as Docker's.)
+fn check_tty(opts: &CreateOptions) -> Result<()> {
+    if opts.interactive && opts.tty && !io::stdin().is_terminal() {
+        return Err(Exit::with_message(1, "the input device is not a TTY").into());
+    }
+    Ok(())
+}
+
+/// Connects to both daemons at once, pulls the image when it is missing
+/// (progress on stderr), creates the container; returns its id.
+async fn create_container(
+    target: &Target,
+    req: CreateContainerRequest,
+) -> Result<(Runtime, String)> {
+    let (mut images, mut rt) = tokio::try_join!(target.image(), target.runtime())?;
+    ensure_image(&mut images, &req.image).await?;
+    let resp = rt.create_container(req).await?.into_inner();
+    if !resp.warnings.is_empty() {
+        let mut err = io::stderr().lock();
+        for w in &resp.warnings {
+            writeln!(err, "WARNING: {w}")?;
+        }
+    }
+    Ok((rt, resp.id))
+}
+
+pub async fn run(target: &Target, args: &RunArgs) -> Result<()> {
+    let req = create_request(&args.opts, &process_env).map_err(engine)?;
+    if !args.detach {
+        check_tty(&args.opts)?;
+    }
+    let (mut rt, id) = create_container(target, req).await.map_err(engine)?;
+    if args.detach {
+        rt.start_container(StartContainerRequest { id: id.clone() })
+            .await
+            .map_err(|s| engine(s.into()))?;
+        let mut out = io::stdout().lock();
+        writeln!(out, "{id}")?;
+        out.flush()?;
+        return Ok(());
+    }
+    attached_start(&mut rt, &id, args.opts.interactive).await
+}
+
+/// Attach, start, copy until the container exits; ends with its exit code.
+async fn attached_start(rt: &mut Runtime, id: &str, stdin: bool) -> Result<()> {
+    let session = attach::open(rt, id, stdin).await.map_err(engine)?;
+    let signals = Signals::catch().map_err(engine)?;
+    rt.start_container(StartContainerRequest { id: id.to_string() })
+        .await
+        .map_err(|s| engine(s.into()))?;
+    let code = session.copy_until_exit(rt, signals).await.map_err(engine)?;
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(Exit::container(code).into())
+    }
+}
+
+pub async fn create(target: &Target, args: &CreateArgs) -> Result<()> {
+    let req = create_request(&args.opts, &process_env).map_err(engine)?;
+    let (_, id) = create_container(target, req).await.map_err(engine)?;
+    let mut out = io::stdout().lock();
+    writeln!(out, "{id}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Starts each container and prints its name as given; an error for one is
+/// printed and the others still start. The exit code is that of the first
+/// failure (the daemon's `rdock-exit-code`, else 125). With `-a`/`-i`, one
+/// container, attached like `run`.
+pub async fn start(target: &Target, args: &StartArgs) -> Result<()> {
+    if args.attach || args.interactive {
+        if args.containers.len() > 1 {
+            return Err(Exit::with_message(
+                1,
+                "you cannot start and attach multiple containers at once",
+            )
+            .into());
+        }
+        let mut rt = target.runtime().await.map_err(engine)?;
+        return attached_start(&mut rt, &args.containers[0], args.interactive).await;
+    }
+    let mut rt = target.runtime().await.map_err(engine)?;
+    let mut first_failure = None;
+    for name in &args.containers {
+        match rt
+            .start_container(StartContainerRequest { id: name.clone() })
+            .await
+        {
+            Ok(_) => {
+                let mut out = io::stdout().lock();
+                writeln!(out, "{name}")?;
+                out.flush()?;
+            }
+            Err(status) => {
+                error::print_line(&error::status_message(&status));
+                first_failure.get_or_insert(error::engine_exit_code(&status));
+            }
+        }
+    }
+    match first_failure {
+        Some(code) => Err(Exit {
+            code,
+            message: None,
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
