@@ -23,7 +23,12 @@ pub fn builder(
         .layer(AuthzLayer::new(policy)))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// How long open connections may drain after shutdown is asked for.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets open
+/// calls finish for at most [`DRAIN`]: a silent client cannot hold the
+/// daemon up.
 pub async fn serve(
     router: Router<Stack<AuthzLayer, Identity>>,
     listener: TcpListener,
@@ -31,10 +36,26 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     notify_ready();
-    router
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .map_err(|e| Error::Serve(crate::client::error_chain(&e)))
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    };
+    let serving = router.serve_with_incoming_shutdown(incoming, signal);
+    tokio::pin!(serving);
+    tokio::select! {
+        res = &mut serving => res.map_err(|e| Error::Serve(crate::client::error_chain(&e))),
+        _ = async {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(DRAIN).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!("connections still open after {}s; stopping anyway", DRAIN.as_secs());
+            Ok(())
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -30,7 +30,12 @@ pub fn parse(s: &str) -> Result<Reference> {
     if path.chars().any(|c| c.is_ascii_uppercase()) {
         return Err(bad("repository name must be lowercase".into()));
     }
-    s.parse::<Reference>().map_err(|e| bad(e.to_string()))
+    s.parse::<Reference>().map_err(|e| match e {
+        oci_client::ParseError::ReferenceInvalidFormat => {
+            Error::InvalidArgument(format!("invalid reference format {s:?}"))
+        }
+        e => bad(e.to_string()),
+    })
 }
 
 /// The canonical string of a reference: `registry/repo:tag` or `registry/repo@digest`.
