@@ -34,21 +34,31 @@ impl NetService for GrpcNet {
         }))
     }
 
+    /// Loopback only for now: `lo` is brought up in the container's netns.
     async fn attach(
         &self,
-        _req: Request<pb::AttachRequest>,
+        req: Request<pb::AttachRequest>,
     ) -> Result<Response<pb::AttachResponse>, Status> {
-        Err(Status::unimplemented(
-            "attaching containers to networks is not available yet",
-        ))
+        let r = req.into_inner();
+        match r.network.as_str() {
+            "" | "none" => {}
+            other => return Err(Status::not_found(format!("network {other} not found"))),
+        }
+        let path = std::path::PathBuf::from(&r.netns_path);
+        if !path.is_absolute() {
+            return Err(Status::invalid_argument("netns_path must be absolute"));
+        }
+        tokio::task::spawn_blocking(move || crate::loopback::up(&path))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(Status::internal)?;
+        Ok(Response::new(pb::AttachResponse::default()))
     }
 
     async fn detach(
         &self,
         _req: Request<pb::DetachRequest>,
     ) -> Result<Response<pb::DetachResponse>, Status> {
-        Err(Status::unimplemented(
-            "detaching containers from networks is not available yet",
-        ))
+        Ok(Response::new(pb::DetachResponse {}))
     }
 }

@@ -1,26 +1,42 @@
-//! The gRPC face of the runtime daemon.
+//! The gRPC face of the runtime daemon: thin adapters over [`Runtime`].
 
 use std::pin::Pin;
+use std::sync::Arc;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use rdock_proto::runtime::v1 as pb;
 use rdock_proto::runtime::v1::runtime_service_server::RuntimeService;
+use rdock_proto::shim::v1 as shimpb;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::error::Error;
+use crate::logs::Filter;
+use crate::runtime::Runtime;
+
 pub struct GrpcRuntime {
-    runtime: String,
+    rt: Arc<Runtime>,
 }
 
 impl GrpcRuntime {
-    pub fn new(runtime: String) -> Self {
-        GrpcRuntime { runtime }
+    pub fn new(rt: Arc<Runtime>) -> Self {
+        GrpcRuntime { rt }
     }
 }
 
 type Out<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-fn later<T>() -> Result<T, Status> {
-    Err(Status::unimplemented("containers are not available yet"))
+fn attach_out(o: shimpb::AttachOut) -> Option<pb::AttachOutput> {
+    use pb::attach_output::Output as O;
+    use shimpb::attach_out::Output as S;
+    let output = match o.output? {
+        S::Stdout(b) => O::Stdout(b),
+        S::Stderr(b) => O::Stderr(b),
+        S::ExitCode(c) => O::ExitCode(c),
+    };
+    Some(pb::AttachOutput {
+        output: Some(output),
+    })
 }
 
 #[tonic::async_trait]
@@ -34,70 +50,183 @@ impl RuntimeService for GrpcRuntime {
     ) -> Result<Response<pb::VersionResponse>, Status> {
         Ok(Response::new(pb::VersionResponse {
             version: env!("CARGO_PKG_VERSION").to_string(),
-            runtime: self.runtime.clone(),
+            runtime: self.rt.cfg.runtime.clone(),
         }))
     }
+
     async fn create_container(
         &self,
-        _r: Request<pb::CreateContainerRequest>,
+        r: Request<pb::CreateContainerRequest>,
     ) -> Result<Response<pb::CreateContainerResponse>, Status> {
-        later()
+        let c = self.rt.create(r.into_inner()).await?;
+        Ok(Response::new(pb::CreateContainerResponse {
+            id: c.id,
+            warnings: vec![],
+        }))
     }
+
     async fn start_container(
         &self,
-        _r: Request<pb::StartContainerRequest>,
+        r: Request<pb::StartContainerRequest>,
     ) -> Result<Response<pb::StartContainerResponse>, Status> {
-        later()
+        self.rt.start(&r.into_inner().id).await?;
+        Ok(Response::new(pb::StartContainerResponse {}))
     }
+
     async fn attach(
         &self,
-        _r: Request<Streaming<pb::AttachInput>>,
+        r: Request<Streaming<pb::AttachInput>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
-        later()
+        let mut input = r.into_inner();
+        let start = match input.message().await? {
+            Some(pb::AttachInput {
+                input: Some(pb::attach_input::Input::Start(s)),
+            }) => s,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "attach: the first message must name the container",
+                ))
+            }
+        };
+        let c = self.rt.find(&start.id)?;
+        let mut shim = self.rt.shim(&c.id).await?;
+        let stdin = input.filter_map(|m| {
+            use shimpb::attach_in::Input as I;
+            let msg = match m.ok().and_then(|m| m.input) {
+                Some(pb::attach_input::Input::Stdin(b)) => Some(shimpb::AttachIn {
+                    input: Some(I::Stdin(b)),
+                }),
+                Some(pb::attach_input::Input::CloseStdin(v)) => Some(shimpb::AttachIn {
+                    input: Some(I::CloseStdin(v)),
+                }),
+                _ => None,
+            };
+            futures::future::ready(msg)
+        });
+        let out = shim
+            .attach(stdin)
+            .await
+            .map_err(|s| Status::unavailable(format!("attach: {}", s.message())))?;
+        let (want_out, want_err) = (start.stdout || !start.stderr, start.stderr || !start.stdout);
+        let stream = out.into_inner().filter_map(move |m| {
+            let o = m.ok().and_then(attach_out);
+            let keep = match o.as_ref().and_then(|o| o.output.as_ref()) {
+                Some(pb::attach_output::Output::Stdout(_)) => want_out,
+                Some(pb::attach_output::Output::Stderr(_)) => want_err,
+                Some(_) => true,
+                None => false,
+            };
+            futures::future::ready(o.filter(|_| keep).map(Ok))
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
+
     async fn wait(
         &self,
-        _r: Request<pb::WaitRequest>,
+        r: Request<pb::WaitRequest>,
     ) -> Result<Response<pb::WaitResponse>, Status> {
-        later()
+        let exit_code = self.rt.wait(&r.into_inner().id).await?;
+        Ok(Response::new(pb::WaitResponse { exit_code }))
     }
+
     async fn stop_container(
         &self,
-        _r: Request<pb::StopContainerRequest>,
+        r: Request<pb::StopContainerRequest>,
     ) -> Result<Response<pb::StopContainerResponse>, Status> {
-        later()
+        let r = r.into_inner();
+        let timeout = u32::try_from(r.timeout).ok();
+        self.rt.stop(&r.id, timeout).await?;
+        Ok(Response::new(pb::StopContainerResponse {}))
     }
+
     async fn kill_container(
         &self,
-        _r: Request<pb::KillContainerRequest>,
+        r: Request<pb::KillContainerRequest>,
     ) -> Result<Response<pb::KillContainerResponse>, Status> {
-        later()
+        let r = r.into_inner();
+        self.rt.kill(&r.id, &r.signal).await?;
+        Ok(Response::new(pb::KillContainerResponse {}))
     }
+
     async fn remove_container(
         &self,
-        _r: Request<pb::RemoveContainerRequest>,
+        r: Request<pb::RemoveContainerRequest>,
     ) -> Result<Response<pb::RemoveContainerResponse>, Status> {
-        later()
+        let r = r.into_inner();
+        self.rt.remove(&r.id, r.force).await?;
+        Ok(Response::new(pb::RemoveContainerResponse {}))
     }
+
     async fn list_containers(
         &self,
-        _r: Request<pb::ListContainersRequest>,
+        r: Request<pb::ListContainersRequest>,
     ) -> Result<Response<pb::ListContainersResponse>, Status> {
-        later()
+        let all = r.into_inner().all;
+        let now = chrono::Utc::now();
+        let mut containers: Vec<pb::ContainerSummary> = self
+            .rt
+            .store
+            .all()
+            .map_err(Status::from)?
+            .iter()
+            .filter(|c| all || c.state.status == crate::model::Status::Running)
+            .map(|c| crate::inspect::summary(c, now))
+            .collect();
+        containers.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        Ok(Response::new(pb::ListContainersResponse { containers }))
     }
+
     async fn inspect_container(
         &self,
-        _r: Request<pb::InspectContainerRequest>,
+        r: Request<pb::InspectContainerRequest>,
     ) -> Result<Response<pb::ContainerInfo>, Status> {
-        later()
+        let c = self.rt.find(&r.into_inner().id)?;
+        let v = crate::inspect::inspect(
+            &c,
+            &self.rt.rootfs(&c.id).display().to_string(),
+            &self.rt.log_file(&c.id).display().to_string(),
+        );
+        Ok(Response::new(pb::ContainerInfo {
+            id: c.id,
+            json: v.to_string(),
+        }))
     }
+
     async fn logs(
         &self,
-        _r: Request<pb::LogsRequest>,
+        r: Request<pb::LogsRequest>,
     ) -> Result<Response<Self::LogsStream>, Status> {
-        later()
+        let r = r.into_inner();
+        self.rt.find(&r.id)?;
+        let filter = Filter {
+            stdout: r.stdout || !r.stderr,
+            stderr: r.stderr || !r.stdout,
+            tail: usize::try_from(r.tail).ok(),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let (etx, erx) = tokio::sync::oneshot::channel::<Result<(), Error>>();
+        let rt = self.rt.clone();
+        tokio::spawn(async move {
+            let _ = etx.send(rt.logs(&r.id, filter, r.follow, tx).await);
+        });
+        let entries = ReceiverStream::new(rx).map(|e| {
+            Ok(pb::LogEntry {
+                stream: e.stream,
+                line: e.log.into_bytes(),
+                time: e.time,
+            })
+        });
+        let tail = futures::stream::once(async move {
+            match erx.await {
+                Ok(Err(e)) => Some(Err(Status::from(e))),
+                _ => None,
+            }
+        })
+        .filter_map(|x| async move { x });
+        Ok(Response::new(Box::pin(entries.chain(tail))))
     }
-    async fn top(&self, _r: Request<pb::TopRequest>) -> Result<Response<pb::TopResponse>, Status> {
-        later()
+
+    async fn top(&self, r: Request<pb::TopRequest>) -> Result<Response<pb::TopResponse>, Status> {
+        Ok(Response::new(self.rt.top(&r.into_inner().id)?))
     }
 }

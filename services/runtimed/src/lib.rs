@@ -2,17 +2,22 @@
 
 pub mod authz;
 pub mod config;
+pub mod create;
 pub mod error;
 pub mod etcfiles;
 pub mod grpc;
 pub mod inspect;
+pub mod lifecycle;
+pub mod logs;
 pub mod model;
 pub mod mounts;
 pub mod names;
 pub mod rootpath;
+pub mod runtime;
 pub mod shim;
 pub mod spec;
 pub mod store;
+pub mod top;
 pub mod users;
 
 use std::future::Future;
@@ -22,23 +27,23 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 
-/// Serves the runtime API on `listener` until `shutdown`.
+/// Reconnects to running containers and serves the runtime API on
+/// `listener` until `shutdown`. Containers keep running after it returns.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.daemon.state_dir)?;
-    std::fs::create_dir_all(&config.daemon.run_dir)?;
+    let tls = config.daemon.tls("runtimed");
+    let rt = runtime::Runtime::open(config)?;
+    rt.reconcile().await?;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<RuntimeServiceServer<grpc::GrpcRuntime>>()
         .await;
-    let router = rdock_common::server::builder(&config.daemon.tls("runtimed"), authz::POLICY)?
+    let router = rdock_common::server::builder(&tls, authz::POLICY)?
         .add_service(health)
-        .add_service(RuntimeServiceServer::new(grpc::GrpcRuntime::new(
-            config.runtime.clone(),
-        )));
+        .add_service(RuntimeServiceServer::new(grpc::GrpcRuntime::new(rt)));
     tracing::info!(listen = %listener.local_addr()?, "rdock-runtimed serving");
     rdock_common::server::serve(router, listener, shutdown).await?;
     Ok(())

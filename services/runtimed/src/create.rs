@@ -1,0 +1,429 @@
+//! Creating a container: records, root filesystem, network namespace,
+//! bundle, and a shim with the OCI runtime's `create` done.
+
+use std::sync::Arc;
+
+use rdock_proto::image::v1::{PrepareRootfsRequest, RemoveRootfsRequest};
+use rdock_proto::net::v1::{AttachRequest, DetachRequest};
+use rdock_proto::runtime::v1::CreateContainerRequest;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::model::{Container, ContainerConfig, HostConfig, RestartPolicy, RootfsMount};
+use crate::runtime::Runtime;
+use crate::shim::{self, LaunchOptions};
+use crate::{etcfiles, mounts, names, spec, users};
+
+/// The parts of an image config a container starts from.
+#[derive(Debug, Default)]
+struct ImageDefaults {
+    env: Vec<String>,
+    cmd: Vec<String>,
+    entrypoint: Vec<String>,
+    working_dir: String,
+    user: String,
+    stop_signal: String,
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn image_defaults(config_json: &str) -> Result<ImageDefaults> {
+    let v: Value = serde_json::from_str(config_json)
+        .map_err(|e| Error::Internal(format!("image config is not JSON: {e}")))?;
+    let c = v.get("config");
+    let s = |k: &str| {
+        c.and_then(|c| c.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    Ok(ImageDefaults {
+        env: strings(c.and_then(|c| c.get("Env"))),
+        cmd: strings(c.and_then(|c| c.get("Cmd"))),
+        entrypoint: strings(c.and_then(|c| c.get("Entrypoint"))),
+        working_dir: s("WorkingDir"),
+        user: s("User"),
+        stop_signal: s("StopSignal"),
+    })
+}
+
+fn restart_policy(r: Option<&rdock_proto::runtime::v1::RestartPolicy>) -> Result<RestartPolicy> {
+    let (name, max) = r
+        .map(|r| (r.name.as_str(), r.max_retries))
+        .unwrap_or(("no", 0));
+    match name {
+        "" | "no" => Ok(RestartPolicy {
+            name: "no".into(),
+            max_retries: 0,
+        }),
+        "always" | "unless-stopped" if max == 0 => Ok(RestartPolicy {
+            name: name.into(),
+            max_retries: 0,
+        }),
+        "on-failure" => Ok(RestartPolicy {
+            name: name.into(),
+            max_retries: max,
+        }),
+        "always" | "unless-stopped" => Err(Error::InvalidArgument(format!(
+            "maximum retry count cannot be used with restart policy '{name}'"
+        ))),
+        other => Err(Error::InvalidArgument(format!(
+            "invalid restart policy '{other}'"
+        ))),
+    }
+}
+
+impl Runtime {
+    /// Creates a container; nothing is left behind when it fails.
+    #[tracing::instrument(skip_all, fields(image = %req.image, name = %req.name))]
+    pub async fn create(self: &Arc<Self>, req: CreateContainerRequest) -> Result<Container> {
+        if !req.name.is_empty() {
+            names::validate(&req.name).map_err(Error::InvalidArgument)?;
+        }
+        let restart = restart_policy(req.restart.as_ref())?;
+        if req.auto_remove && restart.name != "no" {
+            return Err(Error::InvalidArgument(
+                "conflicting options: --restart and --rm".into(),
+            ));
+        }
+        for (what, v) in [
+            ("memory", req.memory),
+            ("cpus", req.nano_cpus),
+            ("pids-limit", req.pids_limit),
+        ] {
+            if v < 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid {what}: must not be negative"
+                )));
+            }
+        }
+        if req.memory > 0 && req.memory < 6 << 20 {
+            return Err(Error::InvalidArgument(
+                "minimum memory limit allowed is 6MB".into(),
+            ));
+        }
+        for e in &req.env {
+            if e.is_empty() || e.starts_with('=') || e.contains('\0') {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid environment variable: {e:?}"
+                )));
+            }
+        }
+        let id = hex::encode(rand::random::<[u8; 32]>());
+        let prepared = self
+            .imaged
+            .clone()
+            .prepare_rootfs(PrepareRootfsRequest {
+                container_id: id.clone(),
+                image: req.image.clone(),
+            })
+            .await
+            .map_err(Error::from)?
+            .into_inner();
+        let res = self.create_with_rootfs(&id, req, restart, prepared).await;
+        if res.is_err() {
+            let _ = self
+                .imaged
+                .clone()
+                .remove_rootfs(RemoveRootfsRequest {
+                    container_id: id.clone(),
+                })
+                .await;
+            let _ = std::fs::remove_dir_all(self.dir(&id));
+        }
+        res
+    }
+
+    async fn create_with_rootfs(
+        self: &Arc<Self>,
+        id: &str,
+        req: CreateContainerRequest,
+        restart: RestartPolicy,
+        prepared: rdock_proto::image::v1::PrepareRootfsResponse,
+    ) -> Result<Container> {
+        let img = image_defaults(&prepared.config_json)?;
+        let entrypoint = if req.entrypoint_set {
+            req.entrypoint
+        } else {
+            img.entrypoint
+        };
+        let cmd = if !req.cmd.is_empty() {
+            req.cmd
+        } else if req.entrypoint_set {
+            vec![]
+        } else {
+            img.cmd
+        };
+        if entrypoint.is_empty() && cmd.is_empty() {
+            return Err(Error::InvalidArgument("no command specified".into()));
+        }
+        let hostname = if req.hostname.is_empty() {
+            id[..12].to_string()
+        } else {
+            req.hostname
+        };
+        let mut c = Container {
+            id: id.to_string(),
+            name: req.name.clone(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            image_id: prepared.image_id.clone(),
+            config: ContainerConfig {
+                hostname,
+                user: if req.user.is_empty() {
+                    img.user
+                } else {
+                    req.user
+                },
+                env: spec::merge_env(&img.env, &req.env),
+                cmd,
+                entrypoint,
+                working_dir: if req.workdir.is_empty() {
+                    img.working_dir
+                } else {
+                    req.workdir
+                },
+                tty: req.tty,
+                open_stdin: req.open_stdin,
+                labels: req.labels.into_iter().collect(),
+                image: req.image,
+                stop_signal: img.stop_signal,
+            },
+            host: HostConfig {
+                restart,
+                auto_remove: req.auto_remove,
+                memory: req.memory,
+                nano_cpus: req.nano_cpus,
+                pids_limit: req.pids_limit,
+                init: req.init,
+                runtime: req.runtime,
+                network_mode: "none".into(),
+            },
+            rootfs: RootfsMount {
+                lowerdirs: prepared.lowerdirs,
+                upperdir: prepared.upperdir,
+                workdir: prepared.workdir,
+            },
+            ..Default::default()
+        };
+        std::fs::create_dir_all(self.dir(id)).map_err(crate::error::io("create container dir"))?;
+        self.claim_name(&mut c)?;
+        if let Err(e) = self.prepare_run(&mut c).await {
+            let _ = self.store.remove(&c);
+            return Err(e);
+        }
+        self.store.update(&c)?;
+        Ok(c)
+    }
+
+    /// Records the container under its name, generating one if none given.
+    fn claim_name(&self, c: &mut Container) -> Result<()> {
+        if !c.name.is_empty() {
+            return self.store.insert(c);
+        }
+        for attempt in 0..10 {
+            c.name = names::generate(attempt);
+            match self.store.insert(c) {
+                Err(Error::AlreadyExists(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Internal(
+            "could not generate a free container name".into(),
+        ))
+    }
+
+    /// Everything a run of the container needs, up to the runtime's
+    /// `create`: mounted rootfs, network namespace, etc files, bundle, shim.
+    /// Undone completely on failure.
+    pub(crate) async fn prepare_run(self: &Arc<Self>, c: &mut Container) -> Result<()> {
+        let res = self.prepare_run_inner(c).await;
+        if res.is_err() {
+            self.teardown_run(c).await;
+        }
+        res
+    }
+
+    async fn prepare_run_inner(self: &Arc<Self>, c: &mut Container) -> Result<()> {
+        let id = c.id.clone();
+        let rootfs = self.rootfs(&id);
+        if !mounts::is_mounted(&rootfs) {
+            mounts::mount_overlay(
+                &c.rootfs.lowerdirs,
+                &c.rootfs.upperdir,
+                &c.rootfs.workdir,
+                &rootfs,
+            )?;
+        }
+        let user = users::resolve(&rootfs, &c.config.user)?;
+        let netns = self.netns(&id);
+        if !netns.exists() {
+            mounts::create_netns(&netns)?;
+        }
+        let attached = self
+            .netd
+            .clone()
+            .attach(AttachRequest {
+                container_id: id.clone(),
+                netns_path: netns.display().to_string(),
+                network: c.host.network_mode.clone(),
+            })
+            .await
+            .map_err(|s| Error::from(s).context("attach network"))?
+            .into_inner();
+        c.ip_address = attached.ip_address;
+        c.gateway = attached.gateway;
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let files = etcfiles::write(
+            &self.dir(&id),
+            &c.config.hostname,
+            &c.ip_address,
+            &host_resolv,
+        )?;
+        let mut env = c.config.env.clone();
+        env.push(format!("HOSTNAME={}", c.config.hostname));
+        if c.config.tty {
+            env.push("TERM=xterm".into());
+        }
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!(
+                "HOME={}",
+                if user.home.is_empty() {
+                    "/"
+                } else {
+                    &user.home
+                }
+            ));
+        }
+        let init = if c.host.init {
+            Some(init_binary().ok_or_else(|| {
+                Error::Conflict("--init needs tini-static (Debian package tini) on the host".into())
+            })?)
+        } else {
+            None
+        };
+        let bundle_spec = spec::build(&spec::SpecInput {
+            args: c.args(),
+            env,
+            cwd: c.config.working_dir.clone(),
+            uid: user.uid,
+            gid: user.gid,
+            additional_gids: user.additional_gids,
+            hostname: c.config.hostname.clone(),
+            tty: c.config.tty,
+            rootfs: rootfs.clone(),
+            netns: Some(netns),
+            cgroups_path: self.cgroup(&id),
+            memory: c.host.memory,
+            nano_cpus: c.host.nano_cpus,
+            pids_limit: c.host.pids_limit,
+            init,
+            files,
+            nofile_hard: self.nofile_hard,
+        })?;
+        let config_path = self.dir(&id).join("config.json");
+        bundle_spec
+            .save(&config_path)
+            .map_err(|e| Error::Internal(format!("write {}: {e}", config_path.display())))?;
+        let shim_dir = self.shim_dir(&id);
+        let _ = std::fs::remove_dir_all(&shim_dir);
+        std::fs::create_dir_all(&shim_dir).map_err(crate::error::io("create shim dir"))?;
+        let launched = shim::launch(&LaunchOptions {
+            shim_bin: self.shim_bin.clone(),
+            id: id.clone(),
+            bundle: self.dir(&id),
+            state_dir: shim_dir,
+            runtime: self.runtime_bin(c),
+            runtime_root: self.runc_root(),
+            socket: self.socket(&id),
+            log_file: self.log_file(&id),
+            log_max_size: self.cfg.log_max_size,
+            log_max_files: self.cfg.log_max_files,
+            stdin: c.config.open_stdin,
+            traceparent: current_traceparent(),
+        })
+        .await
+        .map_err(|e| match e.kind {
+            shim::LaunchErrorKind::NotFound => Error::CommandNotFound(e.message),
+            shim::LaunchErrorKind::Permission => Error::CannotInvoke(e.message),
+            shim::LaunchErrorKind::Other => Error::Internal(e.message),
+        })?;
+        c.state.pid = launched.init_pid;
+        Ok(())
+    }
+
+    /// Undoes [`Runtime::prepare_run`]: no mount, netns or socket is left.
+    /// The shim must be gone (or going) already.
+    pub(crate) async fn teardown_run(&self, c: &Container) {
+        let id = &c.id;
+        let _ = std::fs::remove_file(self.socket(id));
+        if let Err(e) = mounts::unmount(&self.rootfs(id)) {
+            tracing::warn!(container = %id, error = %e, "unmount root filesystem");
+        }
+        let netns = self.netns(id);
+        if netns.exists() {
+            let _ = self
+                .netd
+                .clone()
+                .detach(DetachRequest {
+                    container_id: id.clone(),
+                })
+                .await;
+            if let Err(e) = mounts::remove_netns(&netns) {
+                tracing::warn!(container = %id, error = %e, "remove network namespace");
+            }
+        }
+    }
+}
+
+/// The reaper `--init` runs as PID 1, as Docker's docker-init is tini.
+fn init_binary() -> Option<std::path::PathBuf> {
+    [
+        "/usr/bin/tini-static",
+        "/usr/local/bin/tini-static",
+        "/usr/bin/docker-init",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+/// The current trace context, for the shim.
+fn current_traceparent() -> Option<String> {
+    let mut md = tonic::metadata::MetadataMap::new();
+    rdock_common::telemetry::inject_current(&mut md);
+    md.get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_defaults_and_policies() {
+        let d =
+            image_defaults(r#"{"config":{"Cmd":["sh"],"Env":["A=1"],"User":"nobody"}}"#).unwrap();
+        assert_eq!(d.cmd, vec!["sh"]);
+        assert_eq!(d.user, "nobody");
+        assert!(image_defaults("x").is_err());
+        let p = |n: &str, m| {
+            restart_policy(Some(&rdock_proto::runtime::v1::RestartPolicy {
+                name: n.into(),
+                max_retries: m,
+            }))
+        };
+        assert_eq!(p("on-failure", 3).unwrap().max_retries, 3);
+        assert!(p("always", 2).is_err());
+        assert!(p("sometimes", 0).is_err());
+        assert_eq!(restart_policy(None).unwrap().name, "no");
+    }
+}

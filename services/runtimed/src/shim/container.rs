@@ -1,0 +1,352 @@
+//! The one container a shim runs: its lifecycle (created → running →
+//! exited), the handling of its exit, and the operations the gRPC adapter
+//! (`server.rs`) exposes.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use nix::errno::Errno;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use super::exit::{rfc3339, ExitRecord};
+use super::logfile::Stream;
+use super::reaper::{ExitWaiter, Reaper};
+use super::runc::Runtime;
+use super::stdio::{Event, Output};
+use super::Error;
+
+/// How long output may take to drain after the container's init exited.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an exited shim waits for `Shutdown` before it leaves anyway.
+pub const LINGER: Duration = Duration::from_secs(30);
+
+/// Lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+        }
+    }
+}
+
+/// How and when the container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exited {
+    pub code: i32,
+    pub at: DateTime<Utc>,
+}
+
+/// A snapshot for `State`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub pid: u32,
+    pub status: Status,
+    pub started_at: Option<DateTime<Utc>>,
+    pub exited: Option<Exited>,
+}
+
+struct State {
+    status: Status,
+    /// A `Start` is running the runtime's start.
+    starting: bool,
+    started_at: Option<DateTime<Utc>>,
+    exited: Option<Exited>,
+}
+
+/// One container and everything the shim holds for it.
+pub struct Container {
+    id: String,
+    init_pid: u32,
+    state_dir: PathBuf,
+    runtime: Runtime,
+    reaper: Arc<Reaper>,
+    output: Arc<Output>,
+    stdin: tokio::sync::Mutex<Option<pipe::Sender>>,
+    state: Mutex<State>,
+    exited_tx: watch::Sender<Option<Exited>>,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Container {
+    /// A created container whose init is `init_pid`.
+    pub fn new(
+        id: &str,
+        init_pid: u32,
+        state_dir: PathBuf,
+        runtime: Runtime,
+        reaper: Arc<Reaper>,
+        output: Arc<Output>,
+        stdin: Option<OwnedFd>,
+    ) -> Arc<Container> {
+        let stdin = stdin.and_then(|fd| match pipe::Sender::from_owned_fd(fd) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "container stdin unusable");
+                None
+            }
+        });
+        Arc::new(Container {
+            id: id.to_string(),
+            init_pid,
+            state_dir,
+            runtime,
+            reaper,
+            output,
+            stdin: tokio::sync::Mutex::new(stdin),
+            state: Mutex::new(State {
+                status: Status::Created,
+                starting: false,
+                started_at: None,
+                exited: None,
+            }),
+            exited_tx: watch::Sender::new(None),
+            shutdown_tx: watch::Sender::new(false),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `runtime start`; the init pid.
+    pub async fn start(&self) -> Result<u32, Error> {
+        {
+            let mut st = self.state();
+            match st.status {
+                Status::Created if !st.starting => {
+                    st.starting = true;
+                    // Set before the runtime call: a quick container can exit
+                    // (and be recorded) before that call returns.
+                    st.started_at = Some(Utc::now());
+                }
+                Status::Created | Status::Running => {
+                    return Err(Error::FailedPrecondition(format!(
+                        "container {} is already started",
+                        self.id
+                    )))
+                }
+                Status::Exited => {
+                    return Err(Error::FailedPrecondition(format!(
+                        "container {} has exited",
+                        self.id
+                    )))
+                }
+            }
+        }
+        let r = self.runtime.start(&self.reaper).await;
+        let mut st = self.state();
+        st.starting = false;
+        match r {
+            Ok(()) => {
+                if st.status == Status::Created {
+                    st.status = Status::Running;
+                }
+                tracing::info!(pid = self.init_pid, "container started");
+                Ok(self.init_pid)
+            }
+            Err(e) => {
+                if st.status == Status::Created {
+                    st.started_at = None;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let st = self.state();
+        Snapshot {
+            pid: self.init_pid,
+            status: st.status,
+            started_at: st.started_at,
+            exited: st.exited,
+        }
+    }
+
+    /// Resolves when the container has exited and its output is drained.
+    pub async fn wait(&self) -> Exited {
+        let mut rx = self.exited_tx.subscribe();
+        loop {
+            if let Some(e) = *rx.borrow_and_update() {
+                return e;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives as long as `self`; not reached.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Sends `signal` to the init, or to every process of the container.
+    /// Signalling an exited container is not an error.
+    pub async fn kill(&self, signal: i32, all: bool) -> Result<(), Error> {
+        if !(0..=64).contains(&signal) {
+            return Err(Error::InvalidArgument(format!("invalid signal {signal}")));
+        }
+        if self.state().status == Status::Exited {
+            return Ok(());
+        }
+        if all {
+            match self.runtime.kill(&self.reaper, signal, true).await {
+                Err(_) if self.state().status == Status::Exited => Ok(()),
+                r => r,
+            }
+        } else {
+            // SAFETY: kill(2) takes plain integers and touches no memory.
+            let rc = unsafe { nix::libc::kill(self.init_pid as i32, signal) };
+            match Errno::result(rc) {
+                Ok(_) | Err(Errno::ESRCH) => Ok(()),
+                Err(e) => Err(Error::io(
+                    format!("signal {signal} to pid {}", self.init_pid),
+                    e.into(),
+                )),
+            }
+        }
+    }
+
+    /// A client attaching now: the exit when the container is gone already,
+    /// else the events from now on. Atomic with the exit's publication, so
+    /// a client cannot miss it.
+    pub fn attach(&self) -> Result<Exited, broadcast::Receiver<Event>> {
+        let st = self.state();
+        match st.exited {
+            Some(e) => Ok(e),
+            None => Err(self.output.subscribe()),
+        }
+    }
+
+    /// Writes to the container's stdin.
+    pub async fn write_stdin(&self, data: &[u8]) -> Result<(), Error> {
+        let mut stdin = self.stdin.lock().await;
+        let Some(w) = stdin.as_mut() else {
+            return Err(Error::FailedPrecondition(format!(
+                "container {} has no open stdin",
+                self.id
+            )));
+        };
+        if let Err(e) = w.write_all(data).await {
+            // The reader is gone (the container closed stdin or exited).
+            *stdin = None;
+            return Err(Error::io("write to the container's stdin", e));
+        }
+        Ok(())
+    }
+
+    /// Closes the container's stdin: it reads EOF.
+    pub async fn close_stdin(&self) {
+        self.stdin.lock().await.take();
+    }
+
+    /// Lets the shim exit: at once after the exit; a created container is
+    /// killed first; a running one must be stopped by the caller.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        let (status, starting) = {
+            let st = self.state();
+            (st.status, st.starting)
+        };
+        match status {
+            Status::Running => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {} is running: stop it before shutting its shim down",
+                    self.id
+                )))
+            }
+            Status::Created if starting => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {} is starting",
+                    self.id
+                )))
+            }
+            Status::Created => {
+                self.kill(nix::libc::SIGKILL, false).await?;
+                self.wait().await;
+            }
+            Status::Exited => {}
+        }
+        self.shutdown_tx.send_replace(true);
+        Ok(())
+    }
+
+    /// Resolves once the shim should stop serving.
+    pub async fn shutdown_requested(&self) {
+        let mut rx = self.shutdown_tx.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Handles the init's exit: drains output, records `exit.json`, deletes
+    /// the runtime's state, then answers waiters and attached clients; and
+    /// lets the shim go after [`LINGER`] without a `Shutdown`.
+    pub async fn monitor(self: Arc<Self>, init: ExitWaiter, pumps: Vec<JoinHandle<()>>) {
+        let exit = match init.await {
+            Ok(e) => e,
+            Err(_) => {
+                // Only if the reaper task died, which it does not.
+                tracing::error!("lost the container's exit status");
+                super::exit::Exit::Code(255)
+            }
+        };
+        let at = Utc::now();
+        let code = exit.code();
+        tracing::info!(pid = self.init_pid, code, %exit, "container exited");
+
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        for mut p in pumps {
+            if tokio::time::timeout_at(deadline, &mut p).await.is_err() {
+                p.abort();
+                tracing::warn!(
+                    "output still open {DRAIN_TIMEOUT:?} after the container exited; stopped reading it"
+                );
+            }
+        }
+        self.output.finish(Stream::Stdout);
+        self.output.finish(Stream::Stderr);
+        self.stdin.lock().await.take();
+
+        let started_at = self.state().started_at;
+        let record = ExitRecord {
+            exit_code: code,
+            exited_at: rfc3339(at),
+            started_at: started_at.map(rfc3339).unwrap_or_default(),
+        };
+        if let Err(e) = record.write(&self.state_dir) {
+            tracing::error!(error = %e, "cannot write exit.json");
+        }
+        if let Err(e) = self.runtime.delete(&self.reaper).await {
+            tracing::warn!(error = %e, "runtime delete");
+        }
+
+        let exited = Exited { code, at };
+        {
+            let mut st = self.state();
+            st.status = Status::Exited;
+            st.exited = Some(exited);
+            self.output.publish(Event::Exit(code));
+        }
+        self.exited_tx.send_replace(Some(exited));
+
+        tokio::time::sleep(LINGER).await;
+        if !*self.shutdown_tx.borrow() {
+            tracing::info!("no shutdown {LINGER:?} after the exit; leaving");
+            self.shutdown_tx.send_replace(true);
+        }
+    }
+}

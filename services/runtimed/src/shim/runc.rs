@@ -1,0 +1,222 @@
+//! The OCI runtime's command line (`runc`, or anything that speaks it, such
+//! as `crun`): every call logs JSON to `STATE/runc.log`, from which a failure
+//! is explained, as containerd's go-runc does (`getLastRuntimeError`).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::handshake::LaunchErrorKind;
+use super::reaper::{ExitWaiter, Reaper};
+use super::Error;
+
+/// One container under one OCI runtime.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    binary: String,
+    root: PathBuf,
+    log: PathBuf,
+    id: String,
+}
+
+impl Runtime {
+    /// `binary --root ROOT --log LOG --log-format json … ID`.
+    pub fn new(binary: &str, root: &Path, log: &Path, id: &str) -> Runtime {
+        Runtime {
+            binary: binary.to_string(),
+            root: root.to_path_buf(),
+            log: log.to_path_buf(),
+            id: id.to_string(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.binary);
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(&self.log)
+            .arg("--log-format")
+            .arg("json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+
+    /// Where the runtime's log ends now: errors of the next call come after.
+    fn log_mark(&self) -> u64 {
+        std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Spawns `create --bundle BUNDLE --pid-file PID_FILE ID` with the given
+    /// stdio (the container's). The `Command`, and with it the shim's copies
+    /// of the container's pipe ends, is dropped before this returns.
+    pub fn spawn_create(
+        &self,
+        reaper: &Reaper,
+        bundle: &Path,
+        pid_file: &Path,
+        stdio: [Stdio; 3],
+    ) -> Result<(u64, ExitWaiter), Error> {
+        let mark = self.log_mark();
+        let [stdin, stdout, stderr] = stdio;
+        let mut c = self.command();
+        c.arg("create")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(pid_file)
+            .arg(&self.id)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr);
+        let (_, waiter) = reaper
+            .spawn(&mut c)
+            .map_err(|e| self.spawn_error("create", e))?;
+        Ok((mark, waiter))
+    }
+
+    /// `start ID`.
+    pub async fn start(&self, reaper: &Reaper) -> Result<(), Error> {
+        self.run(reaper, "start", &[]).await
+    }
+
+    /// `kill [--all] ID SIGNAL`.
+    pub async fn kill(&self, reaper: &Reaper, signal: i32, all: bool) -> Result<(), Error> {
+        let sig = signal.to_string();
+        if all {
+            self.run(reaper, "kill", &["--all", &self.id, &sig]).await
+        } else {
+            self.run(reaper, "kill", &[&self.id, &sig]).await
+        }
+    }
+
+    /// `delete --force ID`: kills what is left, removes the runtime's state
+    /// and the container's cgroup.
+    pub async fn delete(&self, reaper: &Reaper) -> Result<(), Error> {
+        self.run(reaper, "delete", &["--force", &self.id]).await
+    }
+
+    async fn run(&self, reaper: &Reaper, op: &str, args: &[&str]) -> Result<(), Error> {
+        let mark = self.log_mark();
+        let mut c = self.command();
+        c.arg(op);
+        if args.is_empty() {
+            c.arg(&self.id);
+        } else {
+            c.args(args);
+        }
+        let exit = reaper
+            .run(&mut c)
+            .await
+            .map_err(|e| self.spawn_error(op, e))?;
+        if exit.success() {
+            Ok(())
+        } else {
+            Err(self.failure(op, mark, &exit.to_string()))
+        }
+    }
+
+    fn spawn_error(&self, op: &str, e: io::Error) -> Error {
+        Error::Runtime {
+            op: format!("{} {op}", self.binary),
+            message: e.to_string(),
+        }
+    }
+
+    /// The error of a failed call: the runtime's last logged error since
+    /// `mark`, else `fallback` (its exit status).
+    pub fn failure(&self, op: &str, mark: u64, fallback: &str) -> Error {
+        Error::Runtime {
+            op: format!("{} {op}", self.binary),
+            message: last_error(&self.log, mark).unwrap_or_else(|| fallback.to_string()),
+        }
+    }
+}
+
+/// The message of the last `"level":"error"` (or fatal) line of a runtime's
+/// JSON log, from byte `from` on.
+pub fn last_error(log: &Path, from: u64) -> Option<String> {
+    let mut f = File::open(log).ok()?;
+    f.seek(SeekFrom::Start(from)).ok()?;
+    let mut last = None;
+    for line in BufReader::new(f).lines() {
+        let Ok(line) = line else { break };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if matches!(v["level"].as_str(), Some("error" | "fatal")) {
+            if let Some(msg) = v["msg"].as_str() {
+                last = Some(msg.trim().to_string());
+            }
+        }
+    }
+    last
+}
+
+/// What kind of failure a runtime's create error is, as Docker decides it.
+pub fn classify(message: &str) -> LaunchErrorKind {
+    let m = message.to_ascii_lowercase();
+    if m.contains("executable file not found") || m.contains("no such file or directory") {
+        LaunchErrorKind::NotFound
+    } else if m.contains("permission denied") {
+        LaunchErrorKind::Permission
+    } else {
+        LaunchErrorKind::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn last_error_from_json_log() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("runc.log");
+        let mut f = File::create(&p).unwrap();
+        writeln!(f, r#"{{"level":"error","msg":"old failure","time":"t"}}"#).unwrap();
+        let mark = f.metadata().unwrap().len();
+        writeln!(f, r#"{{"level":"warning","msg":"a warning","time":"t"}}"#).unwrap();
+        writeln!(f, "not json").unwrap();
+        writeln!(
+            f,
+            r#"{{"level":"error","msg":"runc create failed: unable to start container process: exec: \"nosuch\": executable file not found in $PATH","time":"t"}}"#
+        )
+        .unwrap();
+        writeln!(f, r#"{{"level":"info","msg":"bye","time":"t"}}"#).unwrap();
+        let e = last_error(&p, mark).unwrap();
+        assert_eq!(
+            e,
+            "runc create failed: unable to start container process: exec: \"nosuch\": executable file not found in $PATH"
+        );
+        assert_eq!(classify(&e), LaunchErrorKind::NotFound);
+        assert_eq!(last_error(&p, 0).as_deref(), Some(e.as_str()));
+        let end = f.metadata().unwrap().len();
+        assert_eq!(last_error(&p, end), None);
+        assert_eq!(last_error(&d.path().join("missing"), 0), None);
+    }
+
+    #[test]
+    fn classification() {
+        assert_eq!(
+            classify("exec: \"/etc\": permission denied"),
+            LaunchErrorKind::Permission
+        );
+        assert_eq!(
+            classify("exec /bin/x: no such file or directory"),
+            LaunchErrorKind::NotFound
+        );
+        assert_eq!(
+            classify("executable file `x` not found in $PATH: No such file or directory"),
+            LaunchErrorKind::NotFound
+        );
+        assert_eq!(
+            classify("cgroup: cannot set memory limit"),
+            LaunchErrorKind::Other
+        );
+    }
+}
