@@ -19,6 +19,7 @@ set -euo pipefail
 BINARIES=(
 	rdock-imaged
 	rdock-runtimed
+	rdock-shim
 	rdock-netd
 	rdockctl
 )
