@@ -504,6 +504,10 @@ async fn missing_command_is_not_found_and_leaves_nothing() {
     assert_eq!(err.kind, LaunchErrorKind::NotFound, "{err}");
     assert_eq!(err.exit_code(), 127);
     assert!(err.message.contains("nosuchcmd"), "{err}");
+    assert!(
+        err.message.starts_with("runc create: ") && !err.message.contains("create failed"),
+        "one clear line: {err}"
+    );
     assert_eq!(env.runc_list(), "");
     assert!(!env.runc_root().join(&env.id).exists());
     assert!(!env.socket().exists());

@@ -129,9 +129,19 @@ impl Runtime {
     /// The error of a failed call: the runtime's last logged error since
     /// `mark`, else `fallback` (its exit status).
     pub fn failure(&self, op: &str, mark: u64, fallback: &str) -> Error {
+        let message = last_error(&self.log, mark).unwrap_or_else(|| fallback.to_string());
+        // runc says "runc create failed: …"; the op already says that much.
+        let name = Path::new(&self.binary)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let message = match message.strip_prefix(&format!("{name} {op} failed: ")) {
+            Some(rest) => rest.to_string(),
+            None => message,
+        };
         Error::Runtime {
             op: format!("{} {op}", self.binary),
-            message: last_error(&self.log, mark).unwrap_or_else(|| fallback.to_string()),
+            message,
         }
     }
 }
@@ -198,6 +208,16 @@ mod tests {
         let end = f.metadata().unwrap().len();
         assert_eq!(last_error(&p, end), None);
         assert_eq!(last_error(&d.path().join("missing"), 0), None);
+
+        let rt = Runtime::new("/usr/sbin/runc", d.path(), &p, "c");
+        assert_eq!(
+            rt.failure("create", mark, "exit status 1").to_string(),
+            "/usr/sbin/runc create: unable to start container process: exec: \"nosuch\": executable file not found in $PATH"
+        );
+        assert_eq!(
+            rt.failure("start", end, "exit status 1").to_string(),
+            "/usr/sbin/runc start: exit status 1"
+        );
     }
 
     #[test]
