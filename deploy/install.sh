@@ -23,6 +23,8 @@ BINARIES=(
 	rdock-netd
 	rdockctl
 )
+# The shim's own build (see the build step).
+SHIM_TARGET=$(uname -m)-unknown-linux-gnu
 # Daemons, in start order: runtimed uses the other two.
 DAEMONS=(imaged netd runtimed)
 
@@ -120,19 +122,28 @@ if [ "$build" = 1 ]; then
 		[ -n "$cargo" ] || cargo=$home/.cargo/bin/cargo
 	fi
 	[ -x "${cargo:-/nonexistent}" ] || die "cargo not found (install Rust with rustup, or use --no-build)"
+	run_cargo() {
+		if [ -n "$home" ]; then
+			(cd "$REPO" && runuser -u "$owner" -- env HOME="$home" PATH="$(dirname "$cargo"):$PATH" \
+				RUSTFLAGS="${RUSTFLAGS:-}" "$cargo" "$@") || die "cargo $* failed"
+		else
+			(cd "$REPO" && "$cargo" "$@") || die "cargo $* failed"
+		fi
+	}
 	say "building release binaries (cargo build --release --locked --bins; a first build takes several minutes)"
-	if [ -n "$home" ]; then
-		(cd "$REPO" && runuser -u "$owner" -- env HOME="$home" PATH="$(dirname "$cargo"):$PATH" \
-			"$cargo" build --release --locked --bins --quiet) || die "cargo build failed"
-	else
-		(cd "$REPO" && "$cargo" build --release --locked --bins --quiet) || die "cargo build failed"
-	fi
+	run_cargo build --release --locked --bins --quiet
+	# The shim runs once per container: a static, size-optimised build keeps
+	# an idle one under 4 MB of memory (DESIGN.md section 8).
+	say "building rdock-shim (static, profile shim)"
+	RUSTFLAGS="-C target-feature=+crt-static" run_cargo build --profile shim --locked \
+		--target "$SHIM_TARGET" -p rdock-runtimed --bin rdock-shim --quiet
 fi
 
 # --- binaries ----------------------------------------------------------------
 changed=()
 for b in "${BINARIES[@]}"; do
 	src=$target/release/$b
+	[ "$b" = rdock-shim ] && [ -x "$target/$SHIM_TARGET/shim/$b" ] && src=$target/$SHIM_TARGET/shim/$b
 	[ -x "$src" ] || die "$src is missing (build first, or drop --no-build)"
 	if ! cmp -s "$src" "$PREFIX/$b"; then
 		# A new file renamed over the old one: a running daemon keeps its image.
