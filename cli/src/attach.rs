@@ -117,7 +117,10 @@ impl Session {
         }
         drop(input);
         let mut wait_rt = rt.clone();
-        let wait = wait_rt.wait(WaitRequest { id: id.clone() });
+        let wait = wait_rt.wait(WaitRequest {
+            id: id.clone(),
+            removed: false,
+        });
         tokio::pin!(wait);
         loop {
             tokio::select! {

@@ -270,7 +270,13 @@ pub async fn wait(target: &Target, args: &WaitArgs) -> Result<()> {
     let mut rt = target.runtime().await?;
     let mut failed = false;
     for id in &args.containers {
-        match rt.wait(WaitRequest { id: id.clone() }).await {
+        match rt
+            .wait(WaitRequest {
+                id: id.clone(),
+                removed: false,
+            })
+            .await
+        {
             Ok(resp) => {
                 let mut out = io::stdout().lock();
                 writeln!(out, "{}", resp.into_inner().exit_code)?;

@@ -128,11 +128,18 @@ pub fn message(err: &anyhow::Error) -> String {
 }
 
 /// Whether the error is a write to a closed pipe (`rdockctl images | head`).
+/// A broken pipe under a gRPC status or transport error is the daemon's
+/// connection going away, not our reader: that is a real failure.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-    })
+    let remote = err.chain().any(|c| {
+        c.downcast_ref::<tonic::Status>().is_some()
+            || c.downcast_ref::<tonic::transport::Error>().is_some()
+    });
+    !remote
+        && err.chain().any(|c| {
+            c.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+        })
 }
 
 /// Prints what is left to print of a command's error; returns the exit code.

@@ -7,7 +7,7 @@ use std::io::{self, IsTerminal as _, Write as _};
 use anyhow::Result;
 use rdock_common::client::Conn;
 use rdock_proto::runtime::v1::runtime_service_client::RuntimeServiceClient;
-use rdock_proto::runtime::v1::{CreateContainerRequest, StartContainerRequest};
+use rdock_proto::runtime::v1::{CreateContainerRequest, StartContainerRequest, WaitRequest};
 
 use crate::args::{CreateArgs, CreateOptions, RunArgs, StartArgs};
 use crate::attach::{self, Signals};
@@ -60,17 +60,28 @@ pub async fn run(target: &Target, args: &RunArgs) -> Result<()> {
         out.flush()?;
         return Ok(());
     }
-    attached_start(&mut rt, &id, args.opts.interactive).await
+    attached_start(&mut rt, &id, args.opts.interactive, args.opts.rm).await
 }
 
 /// Attach, start, copy until the container exits; ends with its exit code.
-async fn attached_start(rt: &mut Runtime, id: &str, stdin: bool) -> Result<()> {
+/// With `remove` (`run --rm`), returns only once the daemon removed it,
+/// as Docker's CLI does.
+async fn attached_start(rt: &mut Runtime, id: &str, stdin: bool, remove: bool) -> Result<()> {
     let session = attach::open(rt, id, stdin).await.map_err(engine)?;
     let signals = Signals::catch().map_err(engine)?;
     rt.start_container(StartContainerRequest { id: id.to_string() })
         .await
         .map_err(|s| engine(s.into()))?;
     let code = session.copy_until_exit(rt, signals).await.map_err(engine)?;
+    if remove {
+        // Gone already (NotFound) is what we wait for, too.
+        let _ = rt
+            .wait(WaitRequest {
+                id: id.to_string(),
+                removed: true,
+            })
+            .await;
+    }
     if code == 0 {
         Ok(())
     } else {
@@ -101,7 +112,7 @@ pub async fn start(target: &Target, args: &StartArgs) -> Result<()> {
             .into());
         }
         let mut rt = target.runtime().await.map_err(engine)?;
-        return attached_start(&mut rt, &args.containers[0], args.interactive).await;
+        return attached_start(&mut rt, &args.containers[0], args.interactive, false).await;
     }
     let mut rt = target.runtime().await.map_err(engine)?;
     let mut first_failure = None;

@@ -1,11 +1,12 @@
 //! A private rdock host: a fresh PKI, three daemons on three consecutive
-//! loopback ports with their own state and run directories, and a CLI wired
-//! to them.
+//! loopback ports with their own state and run directories and their own
+//! cgroup parent, and a CLI wired to them.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rdock_common::client::{connect, Conn, Daemon, HostAddr};
@@ -16,11 +17,12 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
+use crate::cgroups::CgroupParent;
 use crate::procs::{self, Output, Running};
-use crate::state::ImagedState;
+use crate::state::{ImagedState, RuntimedState};
 use crate::{bins, mounts, ports};
 
-const DAEMONS: [Daemon; 3] = [Daemon::Imaged, Daemon::Runtimed, Daemon::Netd];
+pub(crate) const DAEMONS: [Daemon; 3] = [Daemon::Imaged, Daemon::Runtimed, Daemon::Netd];
 const HEALTHY_WITHIN: Duration = Duration::from_secs(20);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long one CLI command may take before the test fails.
@@ -34,6 +36,7 @@ fn binary_name(d: Daemon) -> String {
 #[derive(Default)]
 pub struct EnvBuilder {
     env: Vec<(String, String)>,
+    busybox: bool,
 }
 
 impl EnvBuilder {
@@ -44,6 +47,13 @@ impl EnvBuilder {
             .push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint.into()));
         self.env
             .push(("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()));
+        self
+    }
+
+    /// Imports the busybox test image as `busybox:latest` once the daemons
+    /// are up (see [`Env::import_busybox`]).
+    pub fn busybox(mut self) -> Self {
+        self.busybox = true;
         self
     }
 
@@ -69,7 +79,10 @@ impl EnvBuilder {
             pki,
             base_port: ports::free_ports(3),
             extra_env: self.env,
+            cgroup: CgroupParent::unique(),
+            busybox_id: OnceLock::new(),
             children: DAEMONS.iter().map(|_| None).collect(),
+            torn_down: false,
             _root: root,
         };
         for d in DAEMONS {
@@ -77,6 +90,9 @@ impl EnvBuilder {
         }
         for d in DAEMONS {
             env.wait_healthy(d);
+        }
+        if self.busybox {
+            env.import_busybox();
         }
         env
     }
@@ -89,7 +105,11 @@ pub struct Env {
     pki: PathBuf,
     base_port: u16,
     extra_env: Vec<(String, String)>,
+    cgroup: CgroupParent,
+    busybox_id: OnceLock<String>,
     children: Vec<Option<Child>>,
+    /// Set by [`Env::shutdown`]: `drop` has nothing left to do.
+    torn_down: bool,
     // Last, so the directory is removed after the leak checks in `drop`.
     _root: TempDir,
 }
@@ -103,6 +123,12 @@ impl Env {
 
     pub fn builder() -> EnvBuilder {
         EnvBuilder::default()
+    }
+
+    /// An environment with the busybox test image imported as `busybox`.
+    #[track_caller]
+    pub fn with_busybox() -> Env {
+        EnvBuilder::default().busybox().start()
     }
 
     /// The temp root everything of this environment lives under.
@@ -154,6 +180,44 @@ impl Env {
         }
     }
 
+    /// The runtime daemon's state and run directories.
+    pub fn runtimed_state(&self) -> RuntimedState {
+        RuntimedState {
+            state: self.state_dir(Daemon::Runtimed),
+            run: self.run_dir(Daemon::Runtimed),
+        }
+    }
+
+    /// The cgroup parent the runtime daemon puts this environment's
+    /// containers under.
+    pub fn cgroup_parent(&self) -> &CgroupParent {
+        &self.cgroup
+    }
+
+    /// Imports the busybox rootfs (see [`crate::busybox_rootfs_tar`]) as
+    /// `busybox:latest` with `CMD ["sh"]`, once per environment; returns the
+    /// image id.
+    #[track_caller]
+    pub fn import_busybox(&self) -> String {
+        if let Some(id) = self.busybox_id.get() {
+            return id.clone();
+        }
+        let tar = self.write_file("busybox.tar", &crate::busybox_rootfs_tar());
+        let out = self.cli(&[
+            "import",
+            &tar.to_string_lossy(),
+            "busybox:latest",
+            "--change",
+            r#"CMD ["sh"]"#,
+        ]);
+        let id = out.ok().trim().to_string();
+        assert!(
+            id.starts_with("sha256:"),
+            "`import` must print the image id:\n{out}"
+        );
+        self.busybox_id.get_or_init(|| id).clone()
+    }
+
     /// The TLS files of identity `name` in this environment's PKI.
     pub fn tls(&self, name: &str) -> TlsFiles {
         TlsFiles::in_dir(&self.pki, name)
@@ -197,7 +261,9 @@ impl Env {
             cmd.arg("--imaged")
                 .arg(format!("127.0.0.1:{}", self.port(Daemon::Imaged)))
                 .arg("--netd")
-                .arg(format!("127.0.0.1:{}", self.port(Daemon::Netd)));
+                .arg(format!("127.0.0.1:{}", self.port(Daemon::Netd)))
+                .arg("--cgroup-parent")
+                .arg(&self.cgroup.name);
         }
         cmd
     }
@@ -332,6 +398,15 @@ impl Env {
         self.cli_as("admin", args)
     }
 
+    /// Like [`Env::cli`], but a command that hangs is killed after 30 s and
+    /// returned as the error instead of failing the test (for teardown).
+    pub fn try_cli(&self, args: &[&str]) -> Result<Output, Output> {
+        procs::run_within(
+            &mut self.cli_command_as("admin", args),
+            Duration::from_secs(30),
+        )
+    }
+
     /// Like [`Env::cli`] with the certificate of identity `name`.
     #[track_caller]
     pub fn cli_as(&self, name: &str, args: &[&str]) -> Output {
@@ -424,9 +499,23 @@ impl Env {
         }
     }
 
-    /// Stops the daemons and returns what leaked.
+    /// Tears the environment down now, as dropping it would, and returns
+    /// what leaked instead of failing the test (to test the leak checks).
+    pub fn shutdown(mut self) -> Vec<String> {
+        let problems = self.teardown();
+        self.torn_down = true;
+        problems
+    }
+
+    /// Removes the test's containers, stops the daemons and returns what
+    /// leaked.
     fn teardown(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
+        // Containers outlive the runtime daemon by design: remove them while
+        // it runs. Their directories must go with them.
+        if self.pid(Daemon::Runtimed).is_some() {
+            problems.extend(self.remove_all_containers());
+        }
         let mut tracked = Vec::new();
         for d in DAEMONS {
             if let Some(pid) = self.pid(d) {
@@ -450,7 +539,9 @@ impl Env {
                 _ => {}
             }
         }
-        // Give children of the daemons a moment to go with them.
+        // Give children of the daemons a moment to go with them. Shims are
+        // found by their command lines: they run in their own sessions and
+        // are nobody's children after a daemon restart.
         let deadline = Instant::now() + Duration::from_secs(2);
         let root = self.path.to_string_lossy().into_owned();
         let leftovers = loop {
@@ -471,10 +562,22 @@ impl Env {
         };
         for (pid, cmdline) in leftovers {
             procs::kill_hard(pid);
-            problems.push(format!("process left running: {pid} {cmdline}"));
+            let what = if cmdline.contains("rdock-shim") {
+                "shim"
+            } else {
+                "process"
+            };
+            problems.push(format!("{what} left running: {pid} {cmdline}"));
         }
         for m in mounts::unmount_all_under(&self.path) {
             problems.push(format!("mount left behind: {}", m.display()));
+        }
+        // What is left now is the containers' own: their processes (in
+        // their cgroups), runc state, cgroups, directories, namespaces.
+        problems.extend(self.container_leftovers());
+        self.runtimed_state().runc_delete_all();
+        for d in self.cgroup.remove_all() {
+            problems.push(format!("cannot remove cgroup {}", d.display()));
         }
         problems
     }
@@ -488,6 +591,9 @@ impl Default for Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        if self.torn_down {
+            return;
+        }
         let failing = std::thread::panicking();
         let problems = self.teardown();
         if failing || !problems.is_empty() {

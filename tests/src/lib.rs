@@ -3,10 +3,14 @@
 //! loopback, and builds test images offline.
 //!
 //! Everything a test starts is stopped when its handle is dropped, also when
-//! the test fails; an [`Env`] then checks that no mount and no process it
-//! made is left behind, and fails the test if one was.
+//! the test fails; an [`Env`] then removes the containers still there and
+//! checks that no mount, process, shim, network namespace, runc state,
+//! cgroup or container directory is left behind, and fails the test if one
+//! was.
 
 pub mod bins;
+pub mod cgroups;
+pub mod containers;
 pub mod env;
 pub mod http;
 pub mod mounts;
@@ -19,6 +23,8 @@ pub mod registry;
 pub mod rootfs;
 pub mod state;
 
+pub use cgroups::CgroupParent;
+pub use containers::{wait_until, ContainerRow};
 pub use env::{Env, EnvBuilder};
 pub use oci::{chain_ids, push_layout, Entry, Layer, LayoutInfo, OciLayout};
 pub use otlp::{Collector, SpanRecord};
@@ -27,7 +33,7 @@ pub use proxy::SlowProxy;
 pub use rdock_common::client::Daemon;
 pub use registry::Registry;
 pub use rootfs::busybox_rootfs_tar;
-pub use state::ImagedState;
+pub use state::{ImagedState, RuntimedState};
 
 use std::future::Future;
 

@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -74,20 +75,33 @@ pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
     }
 }
 
-fn read_all(mut r: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+/// Copies everything `r` yields into `buf` until end of file.
+fn collect_into(mut r: impl Read + Send + 'static, buf: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = r.read_to_end(&mut v);
-        v
+        let mut chunk = [0u8; 8192];
+        loop {
+            match r.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(&chunk[..n]),
+            }
+        }
     })
+}
+
+fn text_of(buf: &Mutex<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&buf.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
 }
 
 /// A started command whose stdout and stderr are being collected.
 pub struct Running {
     pub child: Child,
     what: String,
-    out: Option<JoinHandle<Vec<u8>>>,
-    err: Option<JoinHandle<Vec<u8>>>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl Running {
@@ -100,43 +114,66 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let out = child.stdout.take().map(read_all);
-        let err = child.stderr.take().map(read_all);
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            readers.push(collect_into(out, stdout.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.push(collect_into(err, stderr.clone()));
+        }
         Running {
             child,
             what,
-            out,
-            err,
+            stdout,
+            stderr,
+            readers,
         }
+    }
+
+    /// What the command printed on stdout so far (it may still be running).
+    pub fn stdout_so_far(&self) -> String {
+        text_of(&self.stdout)
+    }
+
+    /// Whether the command has not finished yet.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits up to `timeout`; kills the process and fails the test when it
     /// runs longer.
     #[track_caller]
-    pub fn wait(mut self, timeout: Duration) -> Output {
-        let status = wait_timeout(&mut self.child, timeout);
-        let status = match status {
-            Some(s) => s,
+    pub fn wait(self, timeout: Duration) -> Output {
+        let what = self.what.clone();
+        match self.wait_within(timeout) {
+            Ok(out) => out,
+            Err(out) => panic!("{what} did not finish within {timeout:?}:\n{out}"),
+        }
+    }
+
+    /// Waits up to `timeout`; when the command runs longer, kills it and
+    /// returns what it printed as the error instead of failing the test.
+    pub fn wait_within(mut self, timeout: Duration) -> Result<Output, Output> {
+        match wait_timeout(&mut self.child, timeout) {
+            Some(status) => Ok(self.collect(exit_code(status))),
             None => {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                let out = self.collect(-1);
-                panic!("{} did not finish within {timeout:?}:\n{out}", self.what);
+                Err(self.collect(-1))
             }
-        };
-        self.collect(exit_code(status))
+        }
     }
 
     fn collect(&mut self, code: i32) -> Output {
-        let text = |h: Option<JoinHandle<Vec<u8>>>| {
-            h.and_then(|h| h.join().ok())
-                .map(|v| String::from_utf8_lossy(&v).into_owned())
-                .unwrap_or_default()
-        };
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
         Output {
             code,
-            stdout: text(self.out.take()),
-            stderr: text(self.err.take()),
+            stdout: text_of(&self.stdout),
+            stderr: text_of(&self.stderr),
         }
     }
 }
@@ -154,6 +191,12 @@ impl Drop for Running {
 #[track_caller]
 pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
     Running::start(cmd).wait(timeout)
+}
+
+/// Like [`run`], but a command that runs longer than `timeout` is killed
+/// and returned as the error instead of failing the test (for teardown).
+pub fn run_within(cmd: &mut Command, timeout: Duration) -> Result<Output, Output> {
+    Running::start(cmd).wait_within(timeout)
 }
 
 /// Waits for `child` up to `timeout`; `None` when it is still running.
@@ -231,6 +274,31 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     }
     found.remove(0);
     found.retain(|p| alive(*p));
+    found
+}
+
+/// The one-letter state of `pid` (`R`, `S`, `Z`, ...), `None` when gone.
+pub fn state(pid: i32) -> Option<char> {
+    stat_fields(pid).map(|(state, _)| state)
+}
+
+/// Every descendant of `pid`, zombies included, with its state.
+pub fn descendants_with_state(pid: i32) -> Vec<(i32, char)> {
+    let procs: Vec<(i32, char, i32)> = all_pids()
+        .into_iter()
+        .filter_map(|p| {
+            let (state, ppid) = stat_fields(p)?;
+            Some((p, state, ppid))
+        })
+        .collect();
+    let mut found: Vec<(i32, char)> = Vec::new();
+    let mut parents = vec![pid];
+    while let Some(parent) = parents.pop() {
+        for (p, state, _) in procs.iter().filter(|(_, _, pp)| *pp == parent) {
+            found.push((*p, *state));
+            parents.push(*p);
+        }
+    }
     found
 }
 

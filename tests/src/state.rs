@@ -1,5 +1,8 @@
-//! Reading the image daemon's state directory, to check what a pull or a
-//! removal left on disk: `blobs/sha256/<hex>`, `ingest/`, `snapshots/`.
+//! Reading the daemons' state and run directories, to check what a pull, a
+//! container or a removal left on disk. The image daemon's: `blobs/sha256/<hex>`,
+//! `ingest/`, `snapshots/`, `containers/<id>/`. The runtime daemon's: state
+//! `containers.redb` and `containers/<id>/` (bundle, `rootfs`, `container.log`,
+//! etc files, `shim/exit.json`); run `shims/<id>.sock`, `netns/<id>`, `runc/`.
 
 use std::path::{Path, PathBuf};
 
@@ -73,6 +76,11 @@ impl ImagedState {
         names_in(&self.dir.join("snapshots"))
     }
 
+    /// Containers' root filesystem snapshots, `containers/<id>`.
+    pub fn container_snapshots(&self) -> Vec<String> {
+        names_in(&self.dir.join("containers"))
+    }
+
     /// In-flight snapshots (`tmp-*`).
     pub fn tmp_snapshots(&self) -> Vec<String> {
         self.snapshots()
@@ -95,6 +103,100 @@ impl ImagedState {
                 self.dir.join("snapshots").display(),
                 names
             ),
+        }
+    }
+}
+
+/// The runtime daemon's state and run directories.
+#[derive(Debug, Clone)]
+pub struct RuntimedState {
+    pub state: PathBuf,
+    pub run: PathBuf,
+}
+
+impl RuntimedState {
+    /// `containers/<id>/` of the state directory.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.state.join("containers").join(id)
+    }
+
+    /// The ids that have a directory under `containers/`.
+    pub fn container_dirs(&self) -> Vec<String> {
+        names_in(&self.state.join("containers"))
+    }
+
+    /// The container's root filesystem mount point.
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("rootfs")
+    }
+
+    /// The shim's record of how the container ended (`shim/exit.json`).
+    pub fn exit_record(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("shim/exit.json")
+    }
+
+    /// The container's log file.
+    pub fn log_file(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("container.log")
+    }
+
+    /// The network namespace bind mount of container `id`.
+    pub fn netns(&self, id: &str) -> PathBuf {
+        self.run.join("netns").join(id)
+    }
+
+    /// Entries of `netns/` (one per container that has a namespace).
+    pub fn netns_entries(&self) -> Vec<String> {
+        names_in(&self.run.join("netns"))
+    }
+
+    /// Entries of `shims/` (one socket per live shim).
+    pub fn shim_sockets(&self) -> Vec<String> {
+        names_in(&self.run.join("shims"))
+    }
+
+    /// The OCI runtime's state root (`runc --root`).
+    pub fn runc_root(&self) -> PathBuf {
+        self.run.join("runc")
+    }
+
+    /// The containers `runc --root <run>/runc list -q` knows (`Err` when runc
+    /// fails).
+    pub fn runc_containers(&self) -> Result<Vec<String>, String> {
+        let root = self.runc_root();
+        if !root.exists() {
+            return Ok(Vec::new());
+        }
+        let out = std::process::Command::new("runc")
+            .arg("--root")
+            .arg(&root)
+            .args(["list", "-q"])
+            .output()
+            .map_err(|e| format!("runc list: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "runc --root {} list: {}: {}",
+                root.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// `runc delete --force` of every container runc knows here.
+    pub fn runc_delete_all(&self) {
+        for id in self.runc_containers().unwrap_or_default() {
+            let _ = std::process::Command::new("runc")
+                .arg("--root")
+                .arg(self.runc_root())
+                .args(["delete", "--force", &id])
+                .output();
         }
     }
 }

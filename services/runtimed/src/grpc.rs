@@ -125,7 +125,8 @@ impl RuntimeService for GrpcRuntime {
         &self,
         r: Request<pb::WaitRequest>,
     ) -> Result<Response<pb::WaitResponse>, Status> {
-        let exit_code = self.rt.wait(&r.into_inner().id).await?;
+        let r = r.into_inner();
+        let exit_code = self.rt.wait(&r.id, r.removed).await?;
         Ok(Response::new(pb::WaitResponse { exit_code }))
     }
 

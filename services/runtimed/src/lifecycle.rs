@@ -22,6 +22,15 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
+/// Resolves once the container's exit is recorded.
+async fn exited(rx: &mut tokio::sync::watch::Receiver<Option<i32>>) {
+    while rx.borrow_and_update().is_none() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Parses `KILL`, `SIGKILL`, `9`.
 pub fn parse_signal(s: &str) -> Result<Signal> {
     let s = s.trim();
@@ -148,7 +157,11 @@ impl Runtime {
         live.exit.send_replace(Some(code));
         tracing::info!(container = %c.short_id(), exit_code = code, "container exited");
         if c.host.auto_remove {
-            return self.remove_locked(c).await;
+            if let Err(e) = self.remove_locked(c).await {
+                tracing::warn!(container = %id, error = %e, "auto-remove failed; will retry");
+                self.retry_remove(id.to_string());
+            }
+            return Ok(());
         }
         if !self.should_restart(&c) {
             return Ok(());
@@ -182,6 +195,27 @@ impl Runtime {
         Ok(())
     }
 
+    /// Retries removing an exited `--rm` container (say, while the image
+    /// daemon is down), for a while; the next daemon start retries too.
+    fn retry_remove(self: &Arc<Self>, id: String) {
+        let rt = self.clone();
+        tokio::spawn(async move {
+            for _ in 0..60 {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let live = rt.live(&id);
+                let _op = live.op.lock().await;
+                match rt.store.get(&id) {
+                    Ok(Some(c)) => {
+                        if rt.remove_locked(c).await.is_ok() {
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        });
+    }
+
     fn should_restart(&self, c: &Container) -> bool {
         let p = &c.host.restart;
         match p.name.as_str() {
@@ -195,33 +229,58 @@ impl Runtime {
         }
     }
 
-    /// Blocks until the container is not running; its exit code.
-    pub async fn wait(&self, key: &str) -> Result<i32> {
+    /// Blocks until the container is not running (with `removed`, until it
+    /// is gone too); its exit code.
+    pub async fn wait(&self, key: &str, removed: bool) -> Result<i32> {
         let c = self.find(key)?;
-        let mut rx = self.live(&c.id).exit.subscribe();
-        if !matches!(c.state.status, Status::Running | Status::Restarting) {
-            return Ok(c.state.exit_code);
-        }
-        loop {
-            if let Some(code) = *rx.borrow_and_update() {
-                return Ok(code);
+        let live = self.live(&c.id);
+        let mut rx = live.exit.subscribe();
+        let mut gone = live.removed.subscribe();
+        if matches!(c.state.status, Status::Running | Status::Restarting) {
+            loop {
+                if rx.borrow_and_update().is_some() {
+                    break;
+                }
+                if rx.changed().await.is_err() {
+                    break;
+                }
             }
-            if rx.changed().await.is_err() {
-                return self.find(key).map(|c| c.state.exit_code);
+        }
+        let code = (*rx.borrow()).unwrap_or(c.state.exit_code);
+        if removed {
+            while !*gone.borrow_and_update() {
+                if self.store.get(&c.id)?.is_none() || gone.changed().await.is_err() {
+                    break;
+                }
             }
         }
+        Ok(code)
+    }
+
+    /// Records that a user stopped the container, so restart policies leave
+    /// it stopped. Under the container's lock: the exit may be recorded
+    /// concurrently, and must not be overwritten.
+    async fn mark_stopped_by_user(&self, id: &str) -> Result<()> {
+        let live = self.live(id);
+        let _op = live.op.lock().await;
+        if let Some(mut c) = self.store.get(id)? {
+            if !c.state.stopped_by_user {
+                c.state.stopped_by_user = true;
+                self.store.update(&c)?;
+            }
+        }
+        Ok(())
     }
 
     /// Sends `signal` to the container's init.
     pub async fn kill(&self, key: &str, signal: &str) -> Result<()> {
         let sig = parse_signal(signal)?;
-        let mut c = self.find(key)?;
+        let c = self.find(key)?;
         if c.state.status != Status::Running {
             return Err(Error::Conflict(format!("container {key} is not running")));
         }
         if matches!(sig, Signal::SIGKILL | Signal::SIGTERM | Signal::SIGINT) {
-            c.state.stopped_by_user = true;
-            self.store.update(&c)?;
+            self.mark_stopped_by_user(&c.id).await?;
         }
         self.shim(&c.id)
             .await?
@@ -236,55 +295,57 @@ impl Runtime {
 
     /// The stop signal, then SIGKILL after `timeout` seconds.
     pub async fn stop(&self, key: &str, timeout: Option<u32>) -> Result<()> {
-        let mut c = self.find(key)?;
+        let c = self.find(key)?;
         if c.state.status == Status::Restarting {
-            c.state.status = Status::Exited;
-            c.state.stopped_by_user = true;
-            self.store.update(&c)?;
+            let live = self.live(&c.id);
+            let _op = live.op.lock().await;
+            if let Some(mut c) = self.store.get(&c.id)? {
+                if c.state.status == Status::Restarting {
+                    c.state.status = Status::Exited;
+                    c.state.stopped_by_user = true;
+                    self.store.update(&c)?;
+                }
+            }
             return Ok(());
         }
         if c.state.status != Status::Running {
             return Ok(());
         }
-        c.state.stopped_by_user = true;
-        self.store.update(&c)?;
+        self.mark_stopped_by_user(&c.id).await?;
         let sig = if c.config.stop_signal.is_empty() {
             Signal::SIGTERM
         } else {
             parse_signal(&c.config.stop_signal).unwrap_or(Signal::SIGTERM)
         };
-        let mut rx = self.live(&c.id).exit.subscribe();
-        let mut shim = self.shim(&c.id).await?;
-        let _ = shim
-            .kill(shimpb::KillRequest {
-                signal: sig as i32,
-                all: false,
-            })
-            .await;
-        let exited = async {
-            while rx.borrow_and_update().is_none() {
-                if rx.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        let grace = Duration::from_secs(u64::from(timeout.unwrap_or(10)));
-        if tokio::time::timeout(grace, exited).await.is_err() {
-            let _ = shim
+        let live = self.live(&c.id);
+        let mut rx = live.exit.subscribe();
+        // A shim that cannot be reached has exited or is exiting: its
+        // monitor records the exit, which is what we wait for below.
+        let mut shim = self.shim(&c.id).await.ok();
+        if let Some(s) = shim.as_mut() {
+            let _ = s
                 .kill(shimpb::KillRequest {
-                    signal: Signal::SIGKILL as i32,
-                    all: true,
+                    signal: sig as i32,
+                    all: false,
                 })
                 .await;
-            let mut rx = self.live(&c.id).exit.subscribe();
-            let _ = tokio::time::timeout(Duration::from_secs(10), async {
-                while rx.borrow_and_update().is_none() {
-                    if rx.changed().await.is_err() {
-                        break;
-                    }
-                }
-            })
-            .await;
+        }
+        let grace = Duration::from_secs(u64::from(timeout.unwrap_or(10)));
+        if tokio::time::timeout(grace, exited(&mut rx)).await.is_err() {
+            if let Some(s) = shim.as_mut() {
+                let _ = s
+                    .kill(shimpb::KillRequest {
+                        signal: Signal::SIGKILL as i32,
+                        all: true,
+                    })
+                    .await;
+            }
+            if tokio::time::timeout(Duration::from_secs(10), exited(&mut rx))
+                .await
+                .is_err()
+            {
+                return Err(Error::Internal(format!("container {key} did not stop")));
+            }
         }
         Ok(())
     }
@@ -324,6 +385,7 @@ impl Runtime {
                 .map_err(crate::error::io(format!("remove {}", dir.display())))?;
         }
         self.store.remove(&c)?;
+        self.live(&c.id).removed.send_replace(true);
         self.forget(&c.id);
         Ok(())
     }
@@ -358,6 +420,13 @@ impl Runtime {
                     self.on_exit(&c.id, code).await?;
                 }
                 (Status::Created, Some(_)) => {}
+                (Status::Exited, _) if c.host.auto_remove => {
+                    let _op = live.op.lock().await;
+                    if let Err(e) = self.remove_locked(c.clone()).await {
+                        tracing::warn!(container = %c.short_id(), error = %e, "auto-remove failed; will retry");
+                        self.retry_remove(c.id.clone());
+                    }
+                }
                 (Status::Created | Status::Exited, _) => {
                     self.teardown_run(&c).await;
                     live.exit.send_replace(Some(c.state.exit_code));

@@ -21,6 +21,8 @@ use crate::store::Store;
 pub struct Live {
     /// `None` while running, the exit code once it stopped.
     pub exit: watch::Sender<Option<i32>>,
+    /// Becomes true when the container has been removed.
+    pub removed: watch::Sender<bool>,
     /// Serializes lifecycle operations on the container.
     pub op: tokio::sync::Mutex<()>,
 }
@@ -82,6 +84,7 @@ impl Runtime {
             .or_insert_with(|| {
                 Arc::new(Live {
                     exit: watch::channel(Some(0)).0,
+                    removed: watch::channel(false).0,
                     op: tokio::sync::Mutex::new(()),
                 })
             })
