@@ -24,3 +24,26 @@ pub enum Error {
     #[error("serve: {0}")]
     Serve(String),
 }
+
+/// Implements `From` for each of redb's specific error types on a daemon's
+/// error type, through its `From<redb::Error>` (the caller depends on redb).
+#[macro_export]
+macro_rules! from_redb_errors {
+    ($err:ty) => {
+        $crate::from_redb_errors!(
+            $err;
+            redb::DatabaseError,
+            redb::TransactionError,
+            redb::TableError,
+            redb::StorageError,
+            redb::CommitError
+        );
+    };
+    ($err:ty; $($t:ty),*) => {$(
+        impl From<$t> for $err {
+            fn from(e: $t) -> Self {
+                <$err>::from(redb::Error::from(e))
+            }
+        }
+    )*};
+}

@@ -56,22 +56,7 @@ impl From<redb::Error> for Error {
     }
 }
 
-macro_rules! redb_errors {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Error::from(redb::Error::from(e))
-            }
-        }
-    )*};
-}
-redb_errors!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+rdock_common::from_redb_errors!(Error);
 
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {

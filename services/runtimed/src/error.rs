@@ -60,22 +60,7 @@ impl From<redb::Error> for Error {
     }
 }
 
-macro_rules! redb_errors {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Error::from(redb::Error::from(e))
-            }
-        }
-    )*};
-}
-redb_errors!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+rdock_common::from_redb_errors!(Error);
 
 impl From<tonic::Status> for Error {
     /// An error from another daemon keeps its meaning.
