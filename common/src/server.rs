@@ -34,7 +34,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Small replies must not wait for Nagle's delayed-ACK dance (~40 ms a call).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     notify_ready();
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
