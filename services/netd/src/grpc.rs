@@ -30,6 +30,9 @@ impl NetService for GrpcNet {
                 driver: "bridge".into(),
                 subnet: c.subnet.clone(),
                 gateway: c.gateway.clone(),
+                bridge: c.bridge.clone(),
+                builtin: true,
+                ..Default::default()
             }],
         }))
     }
@@ -53,6 +56,33 @@ impl NetService for GrpcNet {
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(Status::internal)?;
         Ok(Response::new(pb::AttachResponse::default()))
+    }
+
+    async fn create_network(
+        &self,
+        _req: Request<pb::CreateNetworkRequest>,
+    ) -> Result<Response<pb::Network>, Status> {
+        Err(Status::unimplemented(
+            "user-defined networks are not available yet",
+        ))
+    }
+
+    async fn inspect_network(
+        &self,
+        _req: Request<pb::InspectNetworkRequest>,
+    ) -> Result<Response<pb::Network>, Status> {
+        Err(Status::unimplemented(
+            "network inspect is not available yet",
+        ))
+    }
+
+    async fn remove_network(
+        &self,
+        _req: Request<pb::RemoveNetworkRequest>,
+    ) -> Result<Response<pb::RemoveNetworkResponse>, Status> {
+        Err(Status::unimplemented(
+            "user-defined networks are not available yet",
+        ))
     }
 
     async fn detach(

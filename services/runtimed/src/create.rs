@@ -274,12 +274,17 @@ impl Runtime {
                 container_id: id.clone(),
                 netns_path: netns.display().to_string(),
                 network: c.host.network_mode.clone(),
+                ports: vec![],
+                name: c.name.clone(),
+                aliases: vec![],
             })
             .await
             .map_err(|s| Error::from(s).context("attach network"))?
             .into_inner();
-        c.ip_address = attached.ip_address;
-        c.gateway = attached.gateway;
+        if let Some(ep) = attached.endpoint {
+            c.ip_address = ep.ip_address;
+            c.gateway = ep.gateway;
+        }
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let files = etcfiles::write(
             &self.dir(&id),
@@ -374,6 +379,7 @@ impl Runtime {
                 .clone()
                 .detach(DetachRequest {
                     container_id: id.clone(),
+                    network: String::new(),
                 })
                 .await;
             if let Err(e) = mounts::remove_netns(&netns) {
