@@ -67,6 +67,7 @@ pub fn create_request(o: &CreateOptions, lookup: Lookup<'_>) -> Result<CreateCon
         pids_limit,
         labels: parse_labels(&o.labels)?,
         runtime: o.runtime.clone().unwrap_or_default(),
+        ..Default::default()
     })
 }
 
