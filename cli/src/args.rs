@@ -61,6 +61,8 @@ pub enum Command {
     Wait(WaitArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Manage containers
     Container {
         #[command(subcommand)]
@@ -84,6 +86,11 @@ pub enum Command {
     Image {
         #[command(subcommand)]
         command: ImageCommand,
+    },
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        command: NetworkCommand,
     },
     /// Manage the rdock PKI (CA, daemon and client certificates)
     Pki {
@@ -115,6 +122,7 @@ impl Command {
             Command::Rm(_) => "rm",
             Command::Wait(_) => "wait",
             Command::Top(_) => "top",
+            Command::Port(_) => "port",
             Command::Container { command } => match command {
                 ContainerCommand::Run(_) => "container run",
                 ContainerCommand::Create(_) => "container create",
@@ -127,6 +135,7 @@ impl Command {
                 ContainerCommand::Wait(_) => "container wait",
                 ContainerCommand::Inspect(_) => "container inspect",
                 ContainerCommand::Top(_) => "container top",
+                ContainerCommand::Port(_) => "container port",
             },
             Command::Pull(_) => "pull",
             Command::Push(_) => "push",
@@ -143,6 +152,12 @@ impl Command {
                 ImageCommand::Push(_) => "image push",
                 ImageCommand::Tag(_) => "image tag",
                 ImageCommand::Import(_) => "image import",
+            },
+            Command::Network { command } => match command {
+                NetworkCommand::Create(_) => "network create",
+                NetworkCommand::Ls(_) => "network ls",
+                NetworkCommand::Inspect(_) => "network inspect",
+                NetworkCommand::Rm(_) => "network rm",
             },
             Command::Pki { command } => match command {
                 PkiCommand::Init(_) => "pki init",
@@ -183,6 +198,8 @@ pub enum ContainerCommand {
     Inspect(ContainerInspectArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
 }
 
 /// The options of `create` and `run` (Docker's), then IMAGE [COMMAND] [ARG...].
@@ -240,6 +257,23 @@ pub struct CreateOptions {
     /// OCI runtime to use for this container (runc, crun)
     #[arg(long, value_name = "NAME")]
     pub runtime: Option<String>,
+    /// Publish a container's port(s) to the host:
+    /// [IP:][HOSTPORT:]CTRPORT[/PROTO], ranges as 8000-8001:80-81; repeatable
+    #[arg(short = 'p', long = "publish", value_name = "LIST")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Add link to another container (NAME[:ALIAS]); repeatable
+    #[arg(long = "link", value_name = "NAME[:ALIAS]")]
+    pub links: Vec<String>,
+    /// Connect a container to a network: bridge (default), none, host or a
+    /// user-defined network
+    #[arg(long = "network", alias = "net", value_name = "NETWORK")]
+    pub network: Option<String>,
+    /// Add network-scoped alias for the container; repeatable
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "ALIAS")]
+    pub network_aliases: Vec<String>,
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
@@ -384,6 +418,15 @@ pub struct TopArgs {
     pub container: String,
 }
 
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Show only this private port's host addresses
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub private_port: Option<String>,
+}
+
 /// `inspect`: containers first, then images.
 #[derive(Debug, Args)]
 pub struct ObjectInspectArgs {
@@ -498,6 +541,62 @@ pub struct InspectArgs {
     pub format: Option<String>,
     #[arg(value_name = "IMAGE", required = true)]
     pub images: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network
+    Create(NetworkCreateArgs),
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Display detailed information on one or more networks
+    Inspect(NetworkInspectArgs),
+    /// Remove one or more networks
+    #[command(visible_alias = "remove")]
+    Rm(NetworkRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// Subnet in CIDR format (default: the next free one of the daemon's
+    /// pool)
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<String>,
+    /// Driver to manage the network (only "bridge")
+    #[arg(short = 'd', long, value_name = "DRIVER", default_value = "bridge")]
+    pub driver: String,
+    #[arg(value_name = "NETWORK")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkLsArgs {
+    /// Only display network IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Do not truncate the output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format output: "table" (default), "json" (one JSON object per line)
+    /// or a Go template ('{{.ID}} {{.Name}}')
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkInspectArgs {
+    /// Format output using a Go template ('{{.Id}}', '{{json .IPAM}}')
+    #[arg(short = 'f', long = "format", value_name = "TEMPLATE")]
+    pub format: Option<String>,
+    #[arg(value_name = "NETWORK", required = true)]
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkRmArgs {
+    #[arg(value_name = "NETWORK", required = true)]
+    pub networks: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -687,6 +786,44 @@ mod tests {
         assert_eq!(o.runtime.as_deref(), Some("crun"));
         assert!(o.command().is_empty());
 
+        // Networking flags, repeatable where Docker's are.
+        let Command::Run(a) = parse(&[
+            "run",
+            "-p",
+            "8080:80",
+            "--publish",
+            "[::1]:53:53/udp",
+            "-P",
+            "--link",
+            "db:database",
+            "--link",
+            "cache",
+            "--net",
+            "app",
+            "--network-alias",
+            "web",
+            "--net-alias",
+            "www",
+            "busybox",
+            "-p",
+            "1",
+        ]) else {
+            panic!()
+        };
+        let o = &a.opts;
+        assert_eq!(o.publish, ["8080:80", "[::1]:53:53/udp"]);
+        assert!(o.publish_all);
+        assert_eq!(o.links, ["db:database", "cache"]);
+        assert_eq!(o.network.as_deref(), Some("app"));
+        assert_eq!(o.network_aliases, ["web", "www"]);
+        assert_eq!(o.command(), ["-p", "1"]);
+        let Command::Create(a) = parse(&["create", "--network", "none", "--publish-all", "x"])
+        else {
+            panic!()
+        };
+        assert_eq!(a.opts.network.as_deref(), Some("none"));
+        assert!(a.opts.publish_all && a.opts.publish.is_empty());
+
         // No image: a usage error; --help still works without -h.
         assert!(Cli::try_parse_from(["rdockctl", "run", "-d"]).is_err());
         let err = Cli::try_parse_from(["rdockctl", "create", "--help"]).unwrap_err();
@@ -710,6 +847,25 @@ mod tests {
             (&["wait", "a", "b"], "wait"),
             (&["top", "a"], "top"),
             (&["inspect", "--type", "image", "a"], "inspect"),
+            (&["port", "a"], "port"),
+            (&["port", "a", "80/udp"], "port"),
+            (&["container", "port", "a"], "container port"),
+            (
+                &["network", "create", "--subnet", "10.9.0.0/24", "n"],
+                "network create",
+            ),
+            (
+                &["network", "create", "-d", "bridge", "n"],
+                "network create",
+            ),
+            (&["network", "ls", "-q", "--no-trunc"], "network ls"),
+            (&["network", "list", "--format", "json"], "network ls"),
+            (
+                &["network", "inspect", "-f", "{{.Id}}", "a", "b"],
+                "network inspect",
+            ),
+            (&["network", "rm", "a", "b"], "network rm"),
+            (&["network", "remove", "a"], "network rm"),
         ] {
             assert_eq!(parse(args).name(), name, "{args:?}");
         }
@@ -726,6 +882,24 @@ mod tests {
         };
         assert_eq!(a.tail, "all");
         assert!(Cli::try_parse_from(["rdockctl", "stop"]).is_err());
+        assert!(Cli::try_parse_from(["rdockctl", "port"]).is_err());
+        assert!(Cli::try_parse_from(["rdockctl", "port", "a", "80", "81"]).is_err());
+        assert!(Cli::try_parse_from(["rdockctl", "network", "rm"]).is_err());
+        assert!(Cli::try_parse_from(["rdockctl", "network", "create"]).is_err());
+        let Command::Network {
+            command: NetworkCommand::Create(a),
+        } = parse(&["network", "create", "n"])
+        else {
+            panic!()
+        };
+        assert_eq!((a.driver.as_str(), a.subnet.as_deref()), ("bridge", None));
+        let Command::Port(a) = parse(&["port", "web", "80"]) else {
+            panic!()
+        };
+        assert_eq!(
+            (a.container.as_str(), a.private_port.as_deref()),
+            ("web", Some("80"))
+        );
         assert!(Cli::try_parse_from(["rdockctl", "inspect", "--type", "net", "a"]).is_err());
     }
 }

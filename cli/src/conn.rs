@@ -12,6 +12,7 @@ use anyhow::{Context as _, Result};
 use rdock_common::client::{self, Conn, Daemon, HostAddr};
 use rdock_common::tls::TlsFiles;
 use rdock_proto::image::v1::image_service_client::ImageServiceClient;
+use rdock_proto::net::v1::net_service_client::NetServiceClient;
 use rdock_proto::runtime::v1::runtime_service_client::RuntimeServiceClient;
 use serde::Deserialize;
 
@@ -191,6 +192,10 @@ impl Target {
         Ok(RuntimeServiceClient::new(
             self.connect(Daemon::Runtimed).await?,
         ))
+    }
+
+    pub async fn net(&self) -> Result<NetServiceClient<Conn>> {
+        Ok(NetServiceClient::new(self.connect(Daemon::Netd).await?))
     }
 }
 

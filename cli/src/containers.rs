@@ -198,7 +198,7 @@ pub async fn logs(target: &Target, args: &LogsArgs) -> Result<()> {
 
 /// Runs `call` for each name in turn: prints the name when it succeeds, one
 /// error line when it fails, and fails at the end (exit 1) if any did.
-async fn for_each<F, Fut>(names: &[String], mut call: F) -> Result<()>
+pub async fn for_each<F, Fut>(names: &[String], mut call: F) -> Result<()>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = Result<(), tonic::Status>>,

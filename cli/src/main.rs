@@ -9,8 +9,10 @@ mod error;
 mod format;
 mod images;
 mod inspect;
+mod networks;
 mod options;
 mod pki;
+mod ports;
 mod progress;
 mod reference;
 mod run;
@@ -23,7 +25,9 @@ use clap::Parser as _;
 use rdock_common::telemetry::{self, LogFormat};
 use tracing::Instrument as _;
 
-use crate::args::{Cli, Command, ContainerCommand, ImageCommand, PkiCommand, SystemCommand};
+use crate::args::{
+    Cli, Command, ContainerCommand, ImageCommand, NetworkCommand, PkiCommand, SystemCommand,
+};
 use crate::conn::Target;
 
 fn main() -> ExitCode {
@@ -105,6 +109,16 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<()> {
         | Command::Container {
             command: ContainerCommand::Top(a),
         } => containers::top(t, a).await,
+        Command::Port(a)
+        | Command::Container {
+            command: ContainerCommand::Port(a),
+        } => ports::port(t, a).await,
+        Command::Network { command } => match command {
+            NetworkCommand::Create(a) => networks::create(t, a).await,
+            NetworkCommand::Ls(a) => networks::ls(t, a).await,
+            NetworkCommand::Inspect(a) => networks::inspect(t, a).await,
+            NetworkCommand::Rm(a) => networks::rm(t, a).await,
+        },
         Command::Inspect(a) => {
             let kind = inspect::Kind::from_type(a.kind.as_deref());
             inspect::inspect(t, &a.names, a.format.as_deref(), kind).await

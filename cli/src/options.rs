@@ -1,6 +1,6 @@
 //! `create`/`run` options → a `CreateContainerRequest`, parsed the way
 //! Docker's CLI parses them: sizes (`64m`), `--cpus` (`1.5`), `-e`,
-//! `--env-file`, `-l`, `--restart`. Every error here is a bad argument,
+//! `--env-file`, `-l`, `--restart`, `-p`, `--link`. Every error here is a bad argument,
 //! which `run`/`create` report with exit code 125.
 
 use std::collections::HashMap;
@@ -9,6 +9,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use rdock_proto::runtime::v1::{CreateContainerRequest, RestartPolicy};
 
 use crate::args::CreateOptions;
+use crate::ports::{check_link, parse_publish_all};
 
 /// Looks up a variable of the CLI's own environment (`-e KEY`).
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -33,6 +34,10 @@ pub fn create_request(o: &CreateOptions, lookup: Lookup<'_>) -> Result<CreateCon
         None => 0,
     };
     let restart = o.restart.as_deref().map(parse_restart).transpose()?;
+    let ports = parse_publish_all(&o.publish)?;
+    for link in &o.links {
+        check_link(link)?;
+    }
     let mut env = Vec::new();
     for path in &o.env_file {
         let display = path.display().to_string();
@@ -67,7 +72,11 @@ pub fn create_request(o: &CreateOptions, lookup: Lookup<'_>) -> Result<CreateCon
         pids_limit,
         labels: parse_labels(&o.labels)?,
         runtime: o.runtime.clone().unwrap_or_default(),
-        ..Default::default()
+        network: o.network.clone().unwrap_or_default(),
+        ports,
+        publish_all: o.publish_all,
+        links: o.links.clone(),
+        network_aliases: o.network_aliases.clone(),
     })
 }
 
@@ -484,6 +493,59 @@ mod tests {
     }
 
     #[test]
+    fn network_options() {
+        let o = CreateOptions {
+            image_and_command: vec!["busybox".into()],
+            publish: vec!["127.0.0.1:8080:80".into(), "53-54/udp".into()],
+            publish_all: true,
+            links: vec!["db:database".into(), "cache".into()],
+            network: Some("app".into()),
+            network_aliases: vec!["web".into()],
+            ..Default::default()
+        };
+        let r = create_request(&o, &no_env).unwrap();
+        let ports: Vec<(&str, u32, u32, &str)> = r
+            .ports
+            .iter()
+            .map(|p| {
+                (
+                    p.host_ip.as_str(),
+                    p.host_port,
+                    p.container_port,
+                    p.protocol.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                ("127.0.0.1", 8080, 80, "tcp"),
+                ("", 0, 53, "udp"),
+                ("", 0, 54, "udp")
+            ]
+        );
+        assert!(r.publish_all);
+        assert_eq!(r.links, ["db:database", "cache"]);
+        assert_eq!(r.network, "app");
+        assert_eq!(r.network_aliases, ["web"]);
+
+        for (publish, links, want) in [
+            ("70000:80", "db", "invalid hostPort: 70000"),
+            ("abc", "db", "invalid containerPort: abc"),
+            ("80:80/sctpx", "db", "invalid proto: sctpx"),
+            ("80", "a:b:c", "bad format for links: a:b:c"),
+        ] {
+            let o = CreateOptions {
+                image_and_command: vec!["busybox".into()],
+                publish: vec![publish.into()],
+                links: vec![links.into()],
+                ..Default::default()
+            };
+            assert_eq!(create_request(&o, &no_env).unwrap_err().to_string(), want);
+        }
+    }
+
+    #[test]
     fn request_from_options() {
         let dir = tempfile::tempdir().unwrap();
         let envfile = dir.path().join("env");
@@ -536,6 +598,8 @@ mod tests {
             ..Default::default()
         };
         let r = create_request(&o, &no_env).unwrap();
+        assert_eq!(r.network, "");
+        assert!(r.ports.is_empty() && !r.publish_all && r.links.is_empty());
         assert_eq!(r.entrypoint, ["/bin/sh"]);
         assert!(r.entrypoint_set);
         assert_eq!(r.pids_limit, 100);

@@ -95,6 +95,7 @@ where
     F: FnOnce(TcpListener) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    limit_heap();
     let telemetry = crate::telemetry::init(name, config.log_format, "info");
     let res = async {
         let listener = TcpListener::bind(config.listen)
@@ -114,4 +115,24 @@ where
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Keeps an idle daemon small: few malloc arenas (each thread would get its
+/// own), and memory freed after a burst of work handed back to the system.
+fn limit_heap() {
+    // SAFETY: plain libc calls with constant arguments, made before the
+    // runtime starts its threads (mallopt) or at any time (malloc_trim).
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+    }
+    std::thread::Builder::new()
+        .name("heap-trim".into())
+        .spawn(|| loop {
+            std::thread::sleep(std::time::Duration::from_secs(10));
+            // SAFETY: see above.
+            unsafe {
+                nix::libc::malloc_trim(0);
+            }
+        })
+        .ok();
 }

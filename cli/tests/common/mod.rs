@@ -1,6 +1,7 @@
-//! Mock daemons for the CLI's integration tests: an image daemon and a
-//! runtime daemon served over mutual TLS with a fresh PKI, and a way to run
-//! the real `rdockctl` binary against them.
+//! Mock daemons for the CLI's integration tests: an image daemon, a
+//! runtime daemon and (with [`start_with_net`]) a network daemon served over
+//! mutual TLS with a fresh PKI, and a way to run the real `rdockctl` binary
+//! against them.
 
 #![allow(dead_code)] // each test binary uses part of it
 
@@ -14,10 +15,14 @@ use futures::Stream;
 use rdock_common::tls::TlsFiles;
 use rdock_proto::image::v1::image_service_server::{ImageService, ImageServiceServer};
 use rdock_proto::image::v1::*;
+use rdock_proto::net::v1::net_service_server::NetServiceServer;
 use rdock_proto::runtime::v1::runtime_service_server::RuntimeServiceServer;
 use tonic::{Request, Response, Status, Streaming};
 
+mod net;
 mod runtime;
+#[allow(unused_imports)]
+pub use net::{MockNet, BRIDGE_NET_ID};
 #[allow(unused_imports)] // mock_daemons uses only the runtime
 pub use runtime::{MockContainer, MockRuntime};
 
@@ -231,8 +236,8 @@ impl ImageService for MockImages {
     }
 }
 
-/// Three consecutive free ports (imaged, runtimed, netd).
-fn free_base_port() -> (u16, StdListener, StdListener) {
+/// Three consecutive free ports (imaged, runtimed, netd), bound.
+fn free_base_port() -> (u16, StdListener, StdListener, StdListener) {
     for _ in 0..200 {
         let Ok(first) = StdListener::bind("127.0.0.1:0") else {
             continue;
@@ -241,13 +246,13 @@ fn free_base_port() -> (u16, StdListener, StdListener) {
         if base > 65000 {
             continue;
         }
-        let (Ok(second), Ok(_third)) = (
+        let (Ok(second), Ok(third)) = (
             StdListener::bind(("127.0.0.1", base + 1)),
             StdListener::bind(("127.0.0.1", base + 2)),
         ) else {
             continue;
         };
-        return (base, first, second);
+        return (base, first, second, third);
     }
     panic!("no three consecutive free ports");
 }
@@ -275,16 +280,28 @@ pub struct Env {
     pub base: u16,
     pub images: MockImages,
     pub runtime: MockRuntime,
+    pub net: MockNet,
 }
 
+/// The image and runtime daemons; netd is left down.
 pub async fn start() -> Env {
+    start_daemons(false).await
+}
+
+/// All three daemons.
+pub async fn start_with_net() -> Env {
+    start_daemons(true).await
+}
+
+async fn start_daemons(with_net: bool) -> Env {
     rdock_common::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
     rdock_common::pki::init(&pki, &[]).unwrap();
-    let (base, img_l, rt_l) = free_base_port();
+    let (base, img_l, rt_l, net_l) = free_base_port();
     let images = MockImages::default();
     let runtime = MockRuntime::default();
+    let net = MockNet::default();
 
     let (_, health) = tonic_health::server::health_reporter();
     let svc = ImageServiceServer::new(images.clone());
@@ -293,17 +310,25 @@ pub async fn start() -> Env {
         s.add_service(h).add_service(svc)
     });
     let rt = runtime.clone();
+    let h = health.clone();
     serve_on(rt_l, &TlsFiles::in_dir(&pki, "runtimed"), move |mut s| {
-        s.add_service(health)
-            .add_service(RuntimeServiceServer::new(rt))
+        s.add_service(h).add_service(RuntimeServiceServer::new(rt))
     });
-    // netd is left down on purpose.
+    if with_net {
+        let n = net.clone();
+        serve_on(net_l, &TlsFiles::in_dir(&pki, "netd"), move |mut s| {
+            s.add_service(health).add_service(NetServiceServer::new(n))
+        });
+    } else {
+        drop(net_l);
+    }
     Env {
         dir,
         pki,
         base,
         images,
         runtime,
+        net,
     }
 }
 

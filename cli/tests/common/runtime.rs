@@ -42,6 +42,9 @@ pub struct MockContainer {
     pub state: String,
     pub status: String,
     pub exit_code: i32,
+    /// `NetworkSettings.Ports` (JSON) and the PORTS column.
+    pub ports_json: String,
+    pub ports: String,
     attachment: Option<Attachment>,
     kill_tx: Option<mpsc::UnboundedSender<String>>,
 }
@@ -64,6 +67,8 @@ impl MockContainer {
             state: state.into(),
             status: status.into(),
             exit_code: 0,
+            ports_json: "{}".into(),
+            ports: String::new(),
             attachment: None,
             kill_tx: None,
         }
@@ -233,6 +238,32 @@ impl RuntimeService for MockRuntime {
         let cmd: Vec<&str> = r.cmd.iter().map(String::as_str).collect();
         let mut c = MockContainer::new(&id, &name, &cmd, 0, "created", "Created");
         c.image = r.image.clone();
+        // Published as the daemon would: a free host port from 32768 for 0.
+        let mut ports = serde_json::Map::new();
+        let mut cells = Vec::new();
+        for (i, p) in r.ports.iter().enumerate() {
+            let host_ip = if p.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                &p.host_ip
+            };
+            let host_port = if p.host_port == 0 {
+                32768 + i as u32
+            } else {
+                p.host_port
+            };
+            let key = format!("{}/{}", p.container_port, p.protocol);
+            let binding = serde_json::json!({"HostIp": host_ip, "HostPort": host_port.to_string()});
+            match ports.get_mut(&key).and_then(|v| v.as_array_mut()) {
+                Some(list) => list.push(binding),
+                None => {
+                    ports.insert(key.clone(), serde_json::json!([binding]));
+                }
+            }
+            cells.push(format!("{host_ip}:{host_port}->{key}"));
+        }
+        c.ports_json = serde_json::Value::Object(ports).to_string();
+        c.ports = cells.join(", ");
         st.containers.push(c);
         st.created.push(r);
         Ok(Response::new(CreateContainerResponse {
@@ -388,7 +419,7 @@ impl RuntimeService for MockRuntime {
                 created: now - c.created_ago,
                 state: c.state.clone(),
                 status: c.status.clone(),
-                ports: String::new(),
+                ports: c.ports.clone(),
                 exit_code: c.exit_code,
             })
             .collect();
@@ -404,7 +435,7 @@ impl RuntimeService for MockRuntime {
         let c = st.find(&key).ok_or_else(|| no_such(&key))?;
         // Keys deliberately not sorted: the CLI must keep the daemon's order.
         let json = format!(
-            r#"{{"Id":"{id}","Name":"/{name}","State":{{"Status":"{state}","Running":{running},"Pid":4242,"ExitCode":{code}}},"Config":{{"Hostname":"{short}","Cmd":{cmd},"Image":"{image}"}},"NetworkSettings":{{"IPAddress":"10.88.0.2","Ports":{{}}}},"Mounts":[]}}"#,
+            r#"{{"Id":"{id}","Name":"/{name}","State":{{"Status":"{state}","Running":{running},"Pid":4242,"ExitCode":{code}}},"Config":{{"Hostname":"{short}","Cmd":{cmd},"Image":"{image}"}},"NetworkSettings":{{"IPAddress":"10.88.0.2","Ports":{ports}}},"Mounts":[]}}"#,
             id = c.id,
             name = c.name,
             state = c.state,
@@ -413,6 +444,7 @@ impl RuntimeService for MockRuntime {
             short = &c.id[..12],
             cmd = serde_json::to_string(&c.cmd).unwrap(),
             image = c.image,
+            ports = c.ports_json,
         );
         Ok(Response::new(ContainerInfo {
             id: c.id.clone(),
