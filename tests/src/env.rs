@@ -80,6 +80,7 @@ impl EnvBuilder {
             base_port: ports::free_ports(3),
             extra_env: self.env,
             cgroup: CgroupParent::unique(),
+            net: NetSettings::unique(),
             busybox_id: OnceLock::new(),
             children: DAEMONS.iter().map(|_| None).collect(),
             torn_down: false,
@@ -106,6 +107,7 @@ pub struct Env {
     base_port: u16,
     extra_env: Vec<(String, String)>,
     cgroup: CgroupParent,
+    net: NetSettings,
     busybox_id: OnceLock<String>,
     children: Vec<Option<Child>>,
     /// Set by [`Env::shutdown`]: `drop` has nothing left to do.
@@ -265,7 +267,15 @@ impl Env {
                 .arg("--cgroup-parent")
                 .arg(&self.cgroup.name);
         }
+        if d == Daemon::Netd {
+            cmd.args(self.net.flags());
+        }
         cmd
+    }
+
+    /// The network settings this environment's netd runs with.
+    pub fn net(&self) -> &NetSettings {
+        &self.net
     }
 
     fn slot(d: Daemon) -> usize {
@@ -572,12 +582,101 @@ impl Env {
         for m in mounts::unmount_all_under(&self.path) {
             problems.push(format!("mount left behind: {}", m.display()));
         }
+        problems.extend(self.network_leftovers());
         // What is left now is the containers' own: their processes (in
         // their cgroups), runc state, cgroups, directories, namespaces.
         problems.extend(self.container_leftovers());
         self.runtimed_state().runc_delete_all();
         for d in self.cgroup.remove_all() {
             problems.push(format!("cannot remove cgroup {}", d.display()));
+        }
+        problems
+    }
+}
+
+/// A private network setup per environment, so tests run side by side:
+/// bridge, subnets and nft table of its own.
+#[derive(Debug, Clone)]
+pub struct NetSettings {
+    pub bridge: String,
+    pub subnet: String,
+    pub pool: String,
+    pub table: String,
+}
+
+impl NetSettings {
+    fn unique() -> NetSettings {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+        // 10.160-191.x.0/24 for the default network and a /22 pool at
+        // 10.192-223.x.0/22; a per-process counter keeps parallel tests of
+        // one binary apart.
+        let slot = (std::process::id().wrapping_mul(7) + n) % (32 * 64);
+        let (a, b) = (160 + slot / 64, (slot % 64) * 4);
+        NetSettings {
+            bridge: format!("rdkt{tag}"),
+            subnet: format!("10.{a}.{b}.0/24"),
+            pool: format!("10.{}.{b}.0/22", a + 32),
+            table: format!("rdock_t{tag}"),
+        }
+    }
+
+    fn flags(&self) -> Vec<String> {
+        vec![
+            "--bridge".into(),
+            self.bridge.clone(),
+            "--subnet".into(),
+            self.subnet.clone(),
+            "--pool".into(),
+            self.pool.clone(),
+            "--nft-table".into(),
+            self.table.clone(),
+            "--dns-upstream".into(),
+            "none".into(),
+        ]
+    }
+}
+
+impl Env {
+    /// After the daemons stopped: a bridge or nft table of this
+    /// environment still there is a leak (they go with their networks),
+    /// and netd's cleanup removes them so the next run starts clean.
+    fn network_leftovers(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let run = |prog: &str, args: &[&str]| {
+            Command::new(prog)
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        // The default bridge stays while netd lives (like docker0); the
+        // containers' veths must be gone with them.
+        let links = run("ip", &["-o", "link", "show"]);
+        for l in links.lines() {
+            if l.contains(&format!("master {}", self.net.bridge)) {
+                problems.push(format!("veth left on the bridge: {l}"));
+            }
+        }
+        // Then remove the bridges and table so the next run starts clean.
+        let cleanup = Command::new(bins::bin("rdock-netd"))
+            .args(self.net.flags())
+            .arg("--pki-dir")
+            .arg(&self.pki)
+            .arg("--state-dir")
+            .arg(self.state_dir(Daemon::Netd))
+            .arg("--run-dir")
+            .arg(self.run_dir(Daemon::Netd))
+            .arg("--cleanup")
+            .output();
+        if let Ok(o) = &cleanup {
+            if !o.status.success() {
+                problems.push(format!(
+                    "rdock-netd --cleanup failed: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ));
+            }
         }
         problems
     }

@@ -12,6 +12,15 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if config.cleanup {
+        return match rdock_netd::cleanup(config).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rdock-netd: cleanup: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let daemon = config.daemon.clone();
     run_daemon("rdock-netd", &daemon, |listener| {
         rdock_netd::serve(config, listener, shutdown_signal())

@@ -4,15 +4,17 @@
 use std::sync::Arc;
 
 use rdock_proto::image::v1::{PrepareRootfsRequest, RemoveRootfsRequest};
-use rdock_proto::net::v1::{AttachRequest, DetachRequest};
+use rdock_proto::net::v1::{AttachRequest, DetachRequest, Endpoint, PortMapping};
 use rdock_proto::runtime::v1::CreateContainerRequest;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::model::{Container, ContainerConfig, HostConfig, RestartPolicy, RootfsMount};
+use crate::model::{
+    Container, ContainerConfig, HostConfig, NetworkState, PortBinding, RestartPolicy, RootfsMount,
+};
 use crate::runtime::Runtime;
 use crate::shim::{self, LaunchOptions};
-use crate::{etcfiles, mounts, names, spec, users};
+use crate::{etcfiles, links, mounts, names, spec, users};
 
 /// The parts of an image config a container starts from.
 #[derive(Debug, Default)]
@@ -23,6 +25,7 @@ struct ImageDefaults {
     working_dir: String,
     user: String,
     stop_signal: String,
+    exposed_ports: Vec<String>,
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -52,6 +55,11 @@ fn image_defaults(config_json: &str) -> Result<ImageDefaults> {
         working_dir: s("WorkingDir"),
         user: s("User"),
         stop_signal: s("StopSignal"),
+        exposed_ports: c
+            .and_then(|c| c.get("ExposedPorts"))
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -165,11 +173,54 @@ impl Runtime {
         if entrypoint.is_empty() && cmd.is_empty() {
             return Err(Error::InvalidArgument("no command specified".into()));
         }
-        let hostname = if req.hostname.is_empty() {
-            id[..12].to_string()
+        let network = if req.network.is_empty() {
+            "bridge".to_string()
         } else {
-            req.hostname
+            req.network.clone()
         };
+        let hostname = match (req.hostname.is_empty(), network.as_str()) {
+            (false, _) => req.hostname,
+            (true, "host") => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| id[..12].to_string()),
+            (true, _) => id[..12].to_string(),
+        };
+        for l in &req.links {
+            links::parse(l).map_err(Error::InvalidArgument)?;
+        }
+        let mut port_bindings: Vec<PortBinding> = req
+            .ports
+            .iter()
+            .map(|p| PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port,
+                container_port: p.container_port,
+                protocol: if p.protocol.is_empty() {
+                    "tcp".into()
+                } else {
+                    p.protocol.clone()
+                },
+            })
+            .collect();
+        if req.publish_all {
+            for e in &img.exposed_ports {
+                let (port, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+                let Ok(port) = port.parse::<u32>() else {
+                    continue;
+                };
+                if !port_bindings
+                    .iter()
+                    .any(|b| b.container_port == port && b.protocol == proto)
+                {
+                    port_bindings.push(PortBinding {
+                        host_ip: String::new(),
+                        host_port: 0,
+                        container_port: port,
+                        protocol: proto.to_string(),
+                    });
+                }
+            }
+        }
         let mut c = Container {
             id: id.to_string(),
             name: req.name.clone(),
@@ -204,8 +255,12 @@ impl Runtime {
                 pids_limit: req.pids_limit,
                 init: req.init,
                 runtime: req.runtime,
-                network_mode: "none".into(),
+                network_mode: network,
+                port_bindings,
+                links: req.links,
+                network_aliases: req.network_aliases,
             },
+            exposed_ports: img.exposed_ports,
             rootfs: RootfsMount {
                 lowerdirs: prepared.lowerdirs,
                 upperdir: prepared.upperdir,
@@ -263,36 +318,80 @@ impl Runtime {
             )?;
         }
         let user = users::resolve(&rootfs, &c.config.user)?;
+        let host_net = c.host.network_mode == "host";
         let netns = self.netns(&id);
-        if !netns.exists() {
-            mounts::create_netns(&netns)?;
+        let mut dns_servers = Vec::new();
+        if !host_net {
+            if !netns.exists() {
+                mounts::create_netns(&netns)?;
+            }
+            let attached = self
+                .netd
+                .clone()
+                .attach(AttachRequest {
+                    container_id: id.clone(),
+                    netns_path: netns.display().to_string(),
+                    network: c.host.network_mode.clone(),
+                    ports: c
+                        .host
+                        .port_bindings
+                        .iter()
+                        .map(|p| PortMapping {
+                            host_ip: p.host_ip.clone(),
+                            host_port: p.host_port,
+                            container_port: p.container_port,
+                            protocol: p.protocol.clone(),
+                        })
+                        .collect(),
+                    name: c.name.clone(),
+                    aliases: c.host.network_aliases.clone(),
+                })
+                .await
+                .map_err(Error::from)?
+                .into_inner();
+            dns_servers = attached.dns_servers;
+            c.net = attached.endpoint.map(network_state).unwrap_or_default();
         }
-        let attached = self
-            .netd
-            .clone()
-            .attach(AttachRequest {
-                container_id: id.clone(),
-                netns_path: netns.display().to_string(),
-                network: c.host.network_mode.clone(),
-                ports: vec![],
-                name: c.name.clone(),
-                aliases: vec![],
-            })
-            .await
-            .map_err(|s| Error::from(s).context("attach network"))?
-            .into_inner();
-        if let Some(ep) = attached.endpoint {
-            c.ip_address = ep.ip_address;
-            c.gateway = ep.gateway;
+        let mut link_hosts = Vec::new();
+        let mut link_env = Vec::new();
+        for l in &c.host.links {
+            let (name, alias) = links::parse(l).map_err(Error::InvalidArgument)?;
+            let target = self.store.find(&name).map_err(|_| {
+                Error::InvalidArgument(format!("could not get container for {name}"))
+            })?;
+            if target.state.status != crate::model::Status::Running
+                || target.net.ip_address.is_empty()
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot link to {name}: the container is not running with a network address"
+                )));
+            }
+            let mut names = vec![alias.clone()];
+            if alias != target.name {
+                names.push(target.name.clone());
+            }
+            names.push(target.config.hostname.clone());
+            link_hosts.push((target.net.ip_address.clone(), names));
+            link_env.extend(links::env(&alias, &c.name, &target));
         }
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let host_hosts = if host_net {
+            std::fs::read_to_string("/etc/hosts").ok()
+        } else {
+            None
+        };
         let files = etcfiles::write(
             &self.dir(&id),
-            &c.config.hostname,
-            &c.ip_address,
-            &host_resolv,
+            &etcfiles::EtcInput {
+                hostname: &c.config.hostname,
+                ip: &c.net.ip_address,
+                extra_hosts: link_hosts,
+                dns_servers: &dns_servers,
+                host_resolv: &host_resolv,
+                host_hosts: host_hosts.as_deref(),
+            },
         )?;
-        let mut env = c.config.env.clone();
+        let mut env = spec::merge_env(&link_env, &c.config.env);
         env.push(format!("HOSTNAME={}", c.config.hostname));
         if c.config.tty {
             env.push("TERM=xterm".into());
@@ -324,7 +423,8 @@ impl Runtime {
             hostname: c.config.hostname.clone(),
             tty: c.config.tty,
             rootfs: rootfs.clone(),
-            netns: Some(netns),
+            netns: (!host_net).then_some(netns),
+            host_network: host_net,
             cgroups_path: self.cgroup(&id),
             memory: c.host.memory,
             nano_cpus: c.host.nano_cpus,
@@ -386,6 +486,28 @@ impl Runtime {
                 tracing::warn!(container = %id, error = %e, "remove network namespace");
             }
         }
+    }
+}
+
+fn network_state(ep: Endpoint) -> NetworkState {
+    NetworkState {
+        network: ep.network,
+        network_id: String::new(),
+        ip_address: ep.ip_address,
+        prefix_len: ep.prefix_len,
+        gateway: ep.gateway,
+        mac_address: ep.mac_address,
+        ports: ep
+            .ports
+            .into_iter()
+            .map(|p| PortBinding {
+                host_ip: p.host_ip,
+                host_port: p.host_port,
+                container_port: p.container_port,
+                protocol: p.protocol,
+            })
+            .collect(),
+        aliases: ep.aliases,
     }
 }
 

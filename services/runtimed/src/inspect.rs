@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rdock_proto::runtime::v1::ContainerSummary;
 use serde_json::{json, Value};
 
-use crate::model::{Container, Status};
+use crate::model::{Container, PortBinding, Status};
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
@@ -62,9 +62,73 @@ pub fn summary(c: &Container, now: DateTime<Utc>) -> ContainerSummary {
         created: parse_time(&c.created).map_or(0, |t| t.timestamp()),
         state: c.state.status.as_str().into(),
         status: status_line(c, now),
-        ports: String::new(),
+        ports: ports_column(&c.net.ports),
         exit_code: c.state.exit_code,
     }
+}
+
+/// Docker's PORTS column: `0.0.0.0:8080->80/tcp, 127.0.0.1:53->53/udp`.
+pub fn ports_column(ports: &[PortBinding]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let ip = if p.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                p.host_ip.as_str()
+            };
+            format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.protocol)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "81/tcp": null}`
+fn port_map(bindings: &[PortBinding], exposed: &[String]) -> Value {
+    let mut m = serde_json::Map::new();
+    for e in exposed {
+        m.insert(e.clone(), Value::Null);
+    }
+    for p in bindings {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        let entry = json!({
+            "HostIp": if p.host_ip.is_empty() { "0.0.0.0" } else { p.host_ip.as_str() },
+            "HostPort": if p.host_port == 0 { String::new() } else { p.host_port.to_string() },
+        });
+        match m.get_mut(&key) {
+            Some(Value::Array(a)) => a.push(entry),
+            _ => {
+                m.insert(key, json!([entry]));
+            }
+        }
+    }
+    Value::Object(m)
+}
+
+fn network_settings(c: &Container) -> Value {
+    let n = &c.net;
+    let mut networks = serde_json::Map::new();
+    if !n.ip_address.is_empty() || c.host.network_mode == "none" || c.host.network_mode == "host" {
+        networks.insert(
+            c.host.network_mode.clone(),
+            json!({
+                "NetworkID": n.network_id,
+                "IPAddress": n.ip_address,
+                "IPPrefixLen": n.prefix_len,
+                "Gateway": n.gateway,
+                "MacAddress": n.mac_address,
+                "Aliases": n.aliases,
+            }),
+        );
+    }
+    json!({
+        "IPAddress": n.ip_address,
+        "IPPrefixLen": n.prefix_len,
+        "Gateway": n.gateway,
+        "MacAddress": n.mac_address,
+        "Ports": port_map(&n.ports, &c.exposed_ports),
+        "Networks": networks,
+    })
 }
 
 fn or_zero_time(s: &str) -> &str {
@@ -109,6 +173,8 @@ pub fn inspect(c: &Container, rootfs: &str, log_path: &str) -> Value {
         "Platform": "linux",
         "HostConfig": {
             "NetworkMode": c.host.network_mode,
+            "PortBindings": port_map(&c.host.port_bindings, &[]),
+            "Links": c.host.links,
             "RestartPolicy": {"Name": restart.name, "MaximumRetryCount": restart.max_retries},
             "AutoRemove": c.host.auto_remove,
             "Memory": c.host.memory,
@@ -141,13 +207,7 @@ pub fn inspect(c: &Container, rootfs: &str, log_path: &str) -> Value {
             "Labels": c.config.labels,
             "StopSignal": if c.config.stop_signal.is_empty() { "SIGTERM" } else { c.config.stop_signal.as_str() },
         },
-        "NetworkSettings": {
-            "IPAddress": c.ip_address,
-            "Gateway": c.gateway,
-            "MacAddress": "",
-            "Ports": {},
-            "Networks": {},
-        },
+        "NetworkSettings": network_settings(c),
     })
 }
 

@@ -8,6 +8,7 @@ pub mod etcfiles;
 pub mod grpc;
 pub mod inspect;
 pub mod lifecycle;
+pub mod links;
 pub mod logs;
 pub mod model;
 pub mod mounts;

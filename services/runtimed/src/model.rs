@@ -39,7 +39,38 @@ pub struct HostConfig {
     pub pids_limit: i64,
     pub init: bool,
     pub runtime: String,
+    /// "bridge", "none", "host" or a user-defined network.
     pub network_mode: String,
+    /// Requested published ports (host port 0 = any).
+    #[serde(default)]
+    pub port_bindings: Vec<PortBinding>,
+    /// `NAME[:ALIAS]` of containers to link to.
+    #[serde(default)]
+    pub links: Vec<String>,
+    #[serde(default)]
+    pub network_aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: u32,
+    pub container_port: u32,
+    pub protocol: String,
+}
+
+/// Where the network daemon put the container in its current run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NetworkState {
+    pub network: String,
+    pub network_id: String,
+    pub ip_address: String,
+    pub prefix_len: u32,
+    pub gateway: String,
+    pub mac_address: String,
+    /// Published ports as assigned.
+    pub ports: Vec<PortBinding>,
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -98,11 +129,13 @@ pub struct Container {
     /// The overlay the root filesystem is mounted from.
     #[serde(default)]
     pub rootfs: RootfsMount,
-    /// Network settings handed back by the network daemon.
+    /// Network settings handed back by the network daemon (empty when not
+    /// running).
     #[serde(default)]
-    pub ip_address: String,
+    pub net: NetworkState,
+    /// Ports the image exposes (`80/tcp`).
     #[serde(default)]
-    pub gateway: String,
+    pub exposed_ports: Vec<String>,
 }
 
 impl Container {

@@ -50,6 +50,8 @@ pub struct SpecInput {
     pub tty: bool,
     pub rootfs: PathBuf,
     pub netns: Option<PathBuf>,
+    /// Share the host's network namespace (`--network host`).
+    pub host_network: bool,
     pub cgroups_path: String,
     pub memory: i64,
     pub nano_cpus: i64,
@@ -152,11 +154,13 @@ pub fn build(input: &SpecInput) -> Result<Spec> {
                 .map_err(bad)?,
         );
     }
-    let mut net = LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network);
-    if let Some(p) = &input.netns {
-        net = net.path(p.clone());
+    if !input.host_network {
+        let mut net = LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network);
+        if let Some(p) = &input.netns {
+            net = net.path(p.clone());
+        }
+        namespaces.push(net.build().map_err(bad)?);
     }
-    namespaces.push(net.build().map_err(bad)?);
 
     let mut resources = LinuxResourcesBuilder::default();
     if input.memory > 0 {

@@ -330,6 +330,13 @@ impl Container {
         if let Err(e) = record.write(&self.state_dir) {
             tracing::error!(error = %e, "cannot write exit.json");
         }
+        // A quick container can exit while `runtime start` is still
+        // cleaning up after itself (it removes its exec fifo): deleting the
+        // runtime's state under it would fail that start.
+        let wait_start = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.state().starting && tokio::time::Instant::now() < wait_start {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
         if let Err(e) = self.runtime.delete(&self.reaper).await {
             tracing::warn!(error = %e, "runtime delete");
         }
