@@ -107,7 +107,14 @@ done
 mapfile -t mounts < <(mounts_under)
 [ ${#mounts[@]} -eq 0 ] || die "still mounted, not removing state: ${mounts[*]}"
 
-# --- network leftovers (netd's nftables table and default bridge) -----------
+# --- network leftovers (netd's nftables table and bridges) ------------------
+# netd knows every bridge, veth and rule it made (user networks' rdk-*
+# bridges too): let it remove them, with the installed config.
+if [ -x "$PREFIX/rdock-netd" ]; then
+	if "$PREFIX/rdock-netd" --cleanup >/dev/null 2>&1; then
+		say "removed rdock's bridges, veths and nftables rules"
+	fi
+fi
 if command -v nft >/dev/null; then
 	for family in ip inet; do
 		if nft delete table "$family" rdock 2>/dev/null; then
