@@ -14,6 +14,7 @@ pub mod containers;
 pub mod env;
 pub mod http;
 pub mod mounts;
+pub mod net;
 pub mod oci;
 pub mod otlp;
 pub mod ports;
@@ -25,7 +26,8 @@ pub mod state;
 
 pub use cgroups::CgroupParent;
 pub use containers::{wait_until, ContainerRow};
-pub use env::{Env, EnvBuilder};
+pub use env::{Env, EnvBuilder, NetSettings};
+pub use net::{fetch_page, http_get, Cidr};
 pub use oci::{chain_ids, push_layout, Entry, Layer, LayoutInfo, OciLayout};
 pub use otlp::{Collector, SpanRecord};
 pub use procs::Output;

@@ -134,7 +134,7 @@ impl Runtime {
                 image: req.image.clone(),
             })
             .await
-            .map_err(Error::from)?
+            .map_err(|s| self.peer_error("imaged", s))?
             .into_inner();
         let res = self.create_with_rootfs(&id, req, restart, prepared).await;
         if res.is_err() {
@@ -187,6 +187,13 @@ impl Runtime {
         };
         for l in &req.links {
             links::parse(l).map_err(Error::InvalidArgument)?;
+        }
+        if !req.network_aliases.is_empty() && ["bridge", "none", "host"].contains(&network.as_str())
+        {
+            return Err(Error::InvalidArgument(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
         }
         let mut port_bindings: Vec<PortBinding> = req
             .ports
@@ -278,6 +285,25 @@ impl Runtime {
         Ok(c)
     }
 
+    /// An error from another daemon; "cannot reach" when it is down.
+    pub(crate) fn peer_error(&self, daemon: &str, s: tonic::Status) -> Error {
+        if s.code() != tonic::Code::Unavailable {
+            return Error::from(s);
+        }
+        let addr = if daemon == "netd" {
+            &self.cfg.netd
+        } else {
+            &self.cfg.imaged
+        };
+        let cause = std::error::Error::source(&s)
+            .map(rdock_common::client::error_chain)
+            .unwrap_or_else(|| s.message().to_string());
+        Error::Unavailable(format!(
+            "cannot reach rdock-{daemon} at {}:{}: {cause}",
+            addr.host, addr.base_port
+        ))
+    }
+
     /// Records the container under its name, generating one if none given.
     fn claim_name(&self, c: &mut Container) -> Result<()> {
         if !c.name.is_empty() {
@@ -347,7 +373,7 @@ impl Runtime {
                     aliases: c.host.network_aliases.clone(),
                 })
                 .await
-                .map_err(Error::from)?
+                .map_err(|s| self.peer_error("netd", s))?
                 .into_inner();
             dns_servers = attached.dns_servers;
             c.net = attached.endpoint.map(network_state).unwrap_or_default();

@@ -69,6 +69,16 @@ pub fn summary(c: &Container, now: DateTime<Utc>) -> ContainerSummary {
 
 /// Docker's PORTS column: `0.0.0.0:8080->80/tcp, 127.0.0.1:53->53/udp`.
 pub fn ports_column(ports: &[PortBinding]) -> String {
+    let mut ports: Vec<&PortBinding> = ports.iter().collect();
+    // Docker's order: container port, host address, host port, protocol.
+    ports.sort_by(|a, b| {
+        (a.container_port, &a.host_ip, a.host_port, &a.protocol).cmp(&(
+            b.container_port,
+            &b.host_ip,
+            b.host_port,
+            &b.protocol,
+        ))
+    });
     ports
         .iter()
         .map(|p| {
