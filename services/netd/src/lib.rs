@@ -44,9 +44,11 @@ pub async fn serve(
         .await;
     let router = rdock_common::server::builder(&config.daemon.tls("netd"), authz::POLICY)?
         .add_service(health)
-        .add_service(NetServiceServer::new(grpc::GrpcNet::new(net)));
+        .add_service(NetServiceServer::new(grpc::GrpcNet::new(net.clone())));
     tracing::info!(listen = %listener.local_addr()?, "rdock-netd serving");
-    rdock_common::server::serve(router, listener, shutdown).await?;
+    let served = rdock_common::server::serve(router, listener, shutdown).await;
+    net.finish_pending().await;
+    served?;
     Ok(())
 }
 

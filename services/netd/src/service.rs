@@ -35,7 +35,10 @@ const RESERVED: [&str; 3] = ["none", "host", "default"];
 
 pub struct Net<K: Kernel> {
     cfg: Config,
-    kernel: K,
+    kernel: Arc<K>,
+    /// Veth deletions still running (the kernel takes tens of ms a pair):
+    /// a detach does not wait for them, a clean stop does.
+    pending: Mutex<tokio::task::JoinSet<()>>,
     store: Arc<Store>,
     /// Whether user-defined networks get a DNS server (off in unit tests).
     dns: bool,
@@ -163,7 +166,8 @@ impl<K: Kernel> Net<K> {
         let store = Store::open(&cfg.daemon.state_dir.join("netd.redb"))?;
         let net = Arc::new(Net {
             cfg,
-            kernel,
+            kernel: Arc::new(kernel),
+            pending: Mutex::new(tokio::task::JoinSet::new()),
             store: Arc::new(store),
             dns,
             networks: tokio::sync::RwLock::new(()),
@@ -642,11 +646,25 @@ impl<K: Kernel> Net<K> {
                 nft::remove_endpoint(&self.cfg.nft_table, &ep.chain(), &nft::parse_listing(&text));
             self.kernel.nft_apply(&script).await?;
         }
-        self.kernel.remove_link(&ep.veth).await?;
         lock(&self.held).remove(&key(&ep.network, &ep.container_id));
         let (n, c) = (ep.network.clone(), ep.container_id.clone());
         self.blocking(move |s| s.release(&n, &c)).await?;
+        // The address and ports are free now; the veth (unused: its rules
+        // are gone) goes in the background.
+        let (kernel, veth) = (self.kernel.clone(), ep.veth.clone());
+        lock(&self.pending).spawn(async move {
+            if let Err(e) = kernel.remove_link(&veth).await {
+                tracing::warn!(veth = %veth, error = %e, "remove veth");
+            }
+        });
         Ok(())
+    }
+
+    /// Waits (a bounded time) for background veth deletions.
+    pub async fn finish_pending(&self) {
+        let mut set = std::mem::take(&mut *lock(&self.pending));
+        let all = async { while set.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), all).await;
     }
 
     /// Leaves one network, or all when `network` is empty. Leaving a
@@ -812,6 +830,7 @@ mod tests {
         assert_eq!(b.endpoint.unwrap().ip_address, "10.77.0.3");
         n.detach("aaa", "").await.unwrap();
         n.detach("aaa", "").await.unwrap();
+        n.finish_pending().await;
         {
             let s = k.state();
             assert_eq!(s.veths.len(), 1);
@@ -821,6 +840,7 @@ mod tests {
         assert!(port_free(p), "the host port is released");
         assert_eq!(n.store().leases("bridge").unwrap().len(), 1);
         n.detach("bbb", "bridge").await.unwrap();
+        n.finish_pending().await;
         assert!(k.state().veths.is_empty());
         assert!(n.store().leases("bridge").unwrap().is_empty());
         assert!(n.store().endpoints().unwrap().is_empty());
@@ -892,6 +912,7 @@ mod tests {
         n.attach(req("a", &k.netns("a"), vec![tcp("127.0.0.1", p, 80)]))
             .await
             .unwrap_err();
+        n.finish_pending().await;
         assert!(
             k.state().veths.is_empty(),
             "the veth made before the failure is removed"
@@ -1140,6 +1161,7 @@ mod tests {
         let ifs: Vec<String> = k.state().veths.values().map(|v| v.ifname.clone()).collect();
         assert_eq!(ifs.iter().filter(|i| *i == "eth1").count(), 1, "{ifs:?}");
         n.detach("c1", "back").await.unwrap();
+        n.finish_pending().await;
         assert_eq!(k.state().veths.len(), 1);
         let e = n.remove_network("front").await.unwrap_err();
         assert!(matches!(e, Error::Conflict(_)), "{e}");

@@ -210,7 +210,7 @@ async fn two_containers_talk_and_a_published_port_reaches_one() {
     })
     .await
     .expect("detach again");
-    assert!(Env::ports_of(&env.bridge).is_empty(), "no veth left");
+    assert!(veths_gone(&env.bridge), "no veth left");
     let nets = c
         .list_networks(pb::ListNetworksRequest {})
         .await
@@ -273,7 +273,7 @@ async fn thirty_concurrent_attaches_get_thirty_addresses() {
     for call in calls {
         call.await.expect("task").expect("detach");
     }
-    assert!(Env::ports_of(&env.bridge).is_empty());
+    assert!(veths_gone(&env.bridge), "no veth left");
     assert!(env.ep_chains().is_empty());
 }
 
@@ -378,7 +378,7 @@ async fn kill_9_and_restart_keep_ports_working_and_addresses_unique() {
         .await
         .expect("detach");
     }
-    assert!(Env::ports_of(&env.bridge).is_empty());
+    assert!(veths_gone(&env.bridge), "no veth left");
     assert!(env.ep_chains().is_empty());
 }
 
@@ -697,4 +697,16 @@ fn resolve(
     .join()
     .ok()
     .flatten()
+}
+
+/// Detach frees the address and ports at once and deletes the veth in the
+/// background (the kernel takes tens of ms a pair): it must be gone soon.
+fn veths_gone(bridge: &str) -> bool {
+    for _ in 0..150 {
+        if Env::ports_of(bridge).is_empty() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
 }

@@ -337,8 +337,19 @@ impl Container {
         while self.state().starting && tokio::time::Instant::now() < wait_start {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
-        if let Err(e) = self.runtime.delete(&self.reaper).await {
-            tracing::warn!(error = %e, "runtime delete");
+        // `delete --force` can lose a race with a concurrent `kill --all`
+        // (both take the runtime's state lock): try again before giving up,
+        // or the container's cgroup and runtime state would be left behind.
+        for attempt in 1..=20 {
+            match self.runtime.delete(&self.reaper).await {
+                Ok(()) => break,
+                Err(e) if e.to_string().contains("does not exist") => break,
+                Err(e) if attempt == 20 => tracing::error!(error = %e, "runtime delete"),
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "runtime delete failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
         }
 
         let exited = Exited { code, at };
