@@ -445,6 +445,29 @@ impl Env {
         Running::start(&mut self.cli_command_as("admin", args))
     }
 
+    /// Starts `rdockctl ARGS` once per element of `args`, each from its own
+    /// thread, all released at the same moment; their outputs in order.
+    pub fn cli_all_at_once(&self, args: &[Vec<String>], timeout: Duration) -> Vec<Output> {
+        let barrier = std::sync::Barrier::new(args.len());
+        std::thread::scope(|s| {
+            let handles: Vec<_> = args
+                .iter()
+                .map(|a| {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+                        barrier.wait();
+                        self.cli_spawn(&a).wait(timeout)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    }
+
     /// `rdockctl images --format json`, parsed.
     #[track_caller]
     pub fn images(&self) -> Vec<ImageRow> {

@@ -75,3 +75,8 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
+
+/// Owned copies of string arguments (for building argument lists).
+pub fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}

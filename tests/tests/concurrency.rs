@@ -1,37 +1,9 @@
 //! Runs at the same moment: of two `run --name web`, exactly one wins and
 //! the other fails cleanly; fifty `run --rm` all succeed and leave nothing.
 
-use std::sync::Barrier;
 use std::time::Duration;
 
-use rdock_tests::{Env, Output};
-
-/// Starts `rdockctl ARGS` once per element of `args`, each from its own
-/// thread, all released at the same moment; returns their outputs in order.
-fn all_at_once(env: &Env, args: &[Vec<String>], timeout: Duration) -> Vec<Output> {
-    let barrier = Barrier::new(args.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = args
-            .iter()
-            .map(|a| {
-                let barrier = &barrier;
-                s.spawn(move || {
-                    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-                    barrier.wait();
-                    env.cli_spawn(&a).wait(timeout)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
-}
-
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
-}
+use rdock_tests::{strings, Env, Output};
 
 #[test]
 fn two_runs_with_one_name_one_wins() {
@@ -39,7 +11,7 @@ fn two_runs_with_one_name_one_wins() {
     // A few rounds: the two requests must really overlap at least once.
     for round in 0..5 {
         let run = strings(&["run", "-d", "--name", "web", "busybox", "sleep", "1000"]);
-        let outs = all_at_once(&env, &[run.clone(), run], Duration::from_secs(60));
+        let outs = env.cli_all_at_once(&[run.clone(), run], Duration::from_secs(60));
         let (won, lost): (Vec<&Output>, Vec<&Output>) = outs.iter().partition(|o| o.code == 0);
         assert_eq!(
             (won.len(), lost.len()),
@@ -76,7 +48,7 @@ fn fifty_concurrent_run_rm_all_succeed_and_leave_nothing() {
     let env = Env::with_busybox();
     let run = strings(&["run", "--rm", "busybox", "true"]);
     let runs: Vec<Vec<String>> = (0..50).map(|_| run.clone()).collect();
-    let outs = all_at_once(&env, &runs, Duration::from_secs(240));
+    let outs = env.cli_all_at_once(&runs, Duration::from_secs(240));
     let failed: Vec<String> = outs
         .iter()
         .enumerate()

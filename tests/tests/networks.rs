@@ -14,11 +14,10 @@
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use rdock_tests::net::{link_exists, links_on_bridge};
-use rdock_tests::{fetch_page, ports, wait_until, Cidr, Daemon, Env, Output};
+use rdock_tests::{fetch_page, ports, strings, wait_until, Cidr, Daemon, Env, Output};
 
 const LONG: Duration = Duration::from_secs(30);
 /// How long httpd may take to answer after `run -d` returned.
@@ -837,33 +836,6 @@ fn stop_releases_the_host_port_and_start_takes_it_again() {
     );
 }
 
-/// Runs `rdockctl ARGS` once per element of `args`, each from its own
-/// thread, all released at the same moment; returns their outputs in order.
-fn all_at_once(env: &Env, args: &[Vec<String>], timeout: Duration) -> Vec<Output> {
-    let barrier = Barrier::new(args.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = args
-            .iter()
-            .map(|a| {
-                let barrier = &barrier;
-                s.spawn(move || {
-                    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-                    barrier.wait();
-                    env.cli_spawn(&a).wait(timeout)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
-}
-
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
-}
-
 #[test]
 fn two_runs_with_one_host_port_one_wins() {
     let env = Env::with_busybox();
@@ -873,7 +845,7 @@ fn two_runs_with_one_host_port_one_wins() {
         let mapping = format!("127.0.0.1:{port}:80");
         let mut run = strings(&["run", "-d", "-p", &mapping, "busybox"]);
         run.extend(strings(&HTTPD));
-        let outs = all_at_once(&env, &[run.clone(), run], LONG);
+        let outs = env.cli_all_at_once(&[run.clone(), run], LONG);
         let (won, lost): (Vec<&Output>, Vec<&Output>) = outs.iter().partition(|o| o.code == 0);
         assert_eq!(
             (won.len(), lost.len()),
@@ -914,7 +886,7 @@ fn two_network_creates_with_one_name_one_wins() {
     let env = Env::with_busybox();
     for round in 0..3 {
         let create = strings(&["network", "create", "testnet"]);
-        let outs = all_at_once(&env, &[create.clone(), create], LONG);
+        let outs = env.cli_all_at_once(&[create.clone(), create], LONG);
         let (won, lost): (Vec<&Output>, Vec<&Output>) = outs.iter().partition(|o| o.code == 0);
         assert_eq!(
             (won.len(), lost.len()),
@@ -944,7 +916,7 @@ fn thirty_concurrent_runs_get_thirty_distinct_addresses() {
     let baseline = env.network_footprint();
     let run = strings(&["run", "-d", "busybox", "sleep", "60"]);
     let runs: Vec<Vec<String>> = (0..30).map(|_| run.clone()).collect();
-    let outs = all_at_once(&env, &runs, Duration::from_secs(180));
+    let outs = env.cli_all_at_once(&runs, Duration::from_secs(180));
     let failed: Vec<String> = outs
         .iter()
         .filter(|o| o.code != 0)
