@@ -43,6 +43,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 WORK=${RDOCK_BENCH_DIR:-/var/tmp/rdock-bench}
 BIN=${CARGO_TARGET_DIR:-$REPO/target}/release
 BINS=(rdockctl rdock-imaged rdock-runtimed rdock-netd)
@@ -55,7 +57,6 @@ TABLE=${RDOCK_BENCH_TABLE:-rdock_bench}
 CTR_PORT=5001
 BREAKDOWN_RUNS=10 # create / start / wait / rm timed one by one, per network
 
-say() { echo "==> $*"; }
 die() {
 	echo "net.sh: $*" >&2
 	exit 1
@@ -119,39 +120,9 @@ RUN=$(mktemp -d "$WORK/run.XXXXXX")
 CGPARENT=rdock-bench/${RUN##*/run.}
 declare -A dpid=() # daemon name -> pid
 
-alive() { readlink "/proc/$1/exe" >/dev/null 2>&1; } # a zombie counts as gone
-stop_pid() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 100; i++)); do
-		alive "$pid" || break
-		sleep 0.1
-	done
-	alive "$pid" && kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null || true # reaps it when it is our child
-}
-ctl() {
-	"$BIN/rdockctl" -H "127.0.0.1:$PORT" --tlscacert "$RUN/pki/ca.crt" \
-		--tlscert "$RUN/pki/admin.crt" --tlskey "$RUN/pki/admin.key" "$@"
-}
 net_flags=(--bridge "$BRIDGE" --subnet "$SUBNET" --pool "$POOL" --nft-table "$TABLE" --dns-upstream none)
 # Pids of this run's shims: an rdock-shim whose arguments name a path in $RUN.
-run_shims() {
-	local p
-	for p in /proc/[0-9]*; do
-		case $(readlink "$p/exe" 2>/dev/null) in */rdock-shim | */rdock-shim" (deleted)") ;; *) continue ;; esac
-		tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qF "$RUN/" && echo "${p#/proc/}"
-	done
-	return 0
-}
 # This run's cgroup dirs in every hierarchy, deepest first.
-run_cgroups() {
-	local h
-	for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
-		[ -d "$h/$CGPARENT" ] && find "$h/$CGPARENT" -depth -type d
-	done
-	return 0
-}
 # Interfaces enslaved to the bench's bridge (the containers' veths).
 bridge_ports() { ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1; }
 cleanup() {
@@ -215,22 +186,7 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 trap 'exit 141' PIPE
 
-port_free() { [ -z "$(ss -Htln "sport = :$1")" ]; }
 # Prints the first of COUNT consecutive free loopback ports at or after BASE.
-free_ports() {
-	local count=$1 base=$2 k ok
-	for ((; base < 60000; base += 10)); do
-		ok=1
-		for ((k = 0; k < count; k++)); do port_free $((base + k)) || ok=0; done
-		[ "$ok" = 0 ] || {
-			echo "$base"
-			return 0
-		}
-	done
-	return 1
-}
-ms() { awk -v s="$1" 'BEGIN {printf "%.1f", s * 1000}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 # --- private daemons -----------------------------------------------------------
 PORT=$(free_ports 3 27901) || die "no three free consecutive ports for rdock"
@@ -240,16 +196,6 @@ PORT=$(free_ports 3 27901) || die "no three free consecutive ports for rdock"
 # removes the containers through them) and not the daemons. setsid execs
 # without forking here (a background job of a script leads no group): $! is
 # the daemon.
-start_daemon() { # NAME PORT-OFFSET EXTRA-ARGS...
-	local name=$1 off=$2
-	shift 2
-	mkdir -p "$RUN/state/$name" "$RUN/run/$name"
-	RDOCK_LOG=${RDOCK_LOG:-warn} setsid "$BIN/rdock-$name" --config "$RUN/empty.toml" \
-		--listen "127.0.0.1:$((PORT + off))" --pki-dir "$RUN/pki" \
-		--state-dir "$RUN/state/$name" --run-dir "$RUN/run/$name" "$@" \
-		>>"$RUN/$name.log" 2>&1 </dev/null &
-	dpid[$name]=$!
-}
 start_daemon imaged 0
 start_daemon netd 2 "${net_flags[@]}"
 start_daemon runtimed 1 --imaged "127.0.0.1:$PORT" --netd "127.0.0.1:$((PORT + 2))" \
@@ -284,7 +230,6 @@ json_run=$WORK/results/net-$stamp-run.json
 tsv_tcp=$WORK/results/net-$stamp-tcp.tsv
 
 # --- 1. run --rm: bridge against none ---------------------------------------------
-q() { printf '%q' "$1"; }
 ctl_cmd="$(q "$BIN/rdockctl") -H 127.0.0.1:$PORT --tlscacert $(q "$RUN/pki/ca.crt") --tlscert $(q "$RUN/pki/admin.crt") --tlskey $(q "$RUN/pki/admin.key")"
 say "hyperfine --warmup 3 --runs $runs: run --rm busybox true, default bridge and --network none"
 hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$json_run" \
@@ -297,7 +242,6 @@ left=$(ctl ps -a -q | grep -c . || true)
 # Where the difference goes: the same container's life one call at a time,
 # the two networks alternating.
 say "breakdown: create / start / wait / rm, $BREAKDOWN_RUNS times per network"
-now_ns() { date +%s%N; }
 for ((i = 0; i < BREAKDOWN_RUNS; i++)); do
 	for net in bridge none; do
 		t0=$(now_ns)
@@ -312,10 +256,6 @@ for ((i = 0; i < BREAKDOWN_RUNS; i++)); do
 		echo "$(((t1 - t0) / 1000)) $(((t2 - t1) / 1000)) $(((t3 - t2) / 1000)) $(((t4 - t3) / 1000))" >>"$RUN/breakdown-$net"
 	done
 done
-median_col() { # FILE COLUMN -> median in ms
-	awk -v c="$2" '{print $c}' "$1" | sort -n | awk '{v[NR] = $1} END {
-		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f", m / 1000 }'
-}
 declare -A bd=()
 for net in bridge none; do
 	bd[$net]="$(median_col "$RUN/breakdown-$net" 1) / $(median_col "$RUN/breakdown-$net" 2) / $(median_col "$RUN/breakdown-$net" 3) / $(median_col "$RUN/breakdown-$net" 4)"
@@ -391,7 +331,6 @@ ctl rm -f "$rid" >/dev/null
 nft list table ip "$TABLE" 2>/dev/null | grep -q "dport $HPORT" && die "DNAT rule for $HPORT left in table $TABLE"
 
 # --- summary ------------------------------------------------------------------------
-m() { jq -r --arg c "$2" '.results[] | select(.command == $c) | .median' "$1"; }
 tcp() { # PATH -> "median min max" in MiB/s
 	awk -F'\t' -v p="$1" '$2 == p {print $3}' "$tsv_tcp" | sort -n | awk '{v[NR] = $1} END {
 		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.0f %.0f %.0f", m, v[1], v[NR] }'

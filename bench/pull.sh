@@ -17,6 +17,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 SELF=$REPO/bench/pull.sh
 WORK=${RDOCK_BENCH_DIR:-/var/tmp/rdock-bench}
 BIN=${CARGO_TARGET_DIR:-$REPO/target}/release
@@ -25,7 +27,6 @@ DOCKER_REFERENCE=3.56   # s, docker pull of the same kind of image, DESIGN.md se
 # Only rdock-imaged is started: a pull involves no other daemon (and netd
 # would set up host networking that a pull does not need).
 
-say() { echo "==> $*"; }
 die() {
 	echo "pull.sh: $*" >&2
 	exit 1
@@ -40,10 +41,6 @@ start_imaged() {
 		--run-dir "$RUN/run/imaged" >>"$RUN/imaged.log" 2>&1 </dev/null &
 	echo $! >"$RUN/imaged.pid"
 }
-ctl() {
-	"$BIN/rdockctl" -H "127.0.0.1:$PORT" --tlscacert "$RUN/pki/ca.crt" \
-		--tlscert "$RUN/pki/admin.crt" --tlskey "$RUN/pki/admin.key" "$@"
-}
 wait_imaged() {
 	local i
 	for ((i = 0; i < 60; i++)); do
@@ -55,17 +52,6 @@ wait_imaged() {
 	die "rdock-imaged did not come up (log: $RUN/imaged.log)"
 }
 # A zombie (exited, not yet reaped) has no exe link: it counts as gone.
-alive() { readlink "/proc/$1/exe" >/dev/null 2>&1; }
-stop_pid() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 100; i++)); do
-		alive "$pid" || break
-		sleep 0.1
-	done
-	alive "$pid" && kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null || true # reaps it when it is our child
-}
 # A cold start for the next pull when `rmi` leaves the blobs behind.
 reset_imaged() {
 	stop_pid "$(cat "$RUN/imaged.pid")"
@@ -180,20 +166,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_free() { [ -z "$(ss -Htln "sport = :$1")" ]; }
 # Prints the first of COUNT consecutive free loopback ports at or after BASE.
-free_ports() {
-	local count=$1 base=$2 k ok
-	for ((; base < 60000; base += 10)); do
-		ok=1
-		for ((k = 0; k < count; k++)); do port_free $((base + k)) || ok=0; done
-		[ "$ok" = 0 ] || {
-			echo "$base"
-			return 0
-		}
-	done
-	return 1
-}
 
 RPORT=$(free_ports 1 27750) || die "no free port for the registry"
 mkdir -p "$RUN/registry"
@@ -243,7 +216,6 @@ else
 fi
 
 # --- benchmark ---------------------------------------------------------------
-q() { printf '%q' "$1"; }
 ctl_cmd="$(q "$BIN/rdockctl") -H 127.0.0.1:$PORT --tlscacert $(q "$RUN/pki/ca.crt") --tlscert $(q "$RUN/pki/admin.crt") --tlskey $(q "$RUN/pki/admin.key")"
 args=(
 	-n rdock --prepare "$rdock_prepare" "$ctl_cmd pull $REF"

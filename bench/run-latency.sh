@@ -29,6 +29,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 WORK=${RDOCK_BENCH_DIR:-/var/tmp/rdock-bench}
 BIN=${CARGO_TARGET_DIR:-$REPO/target}/release
 BINS=(rdockctl rdock-imaged rdock-runtimed rdock-netd)
@@ -37,7 +39,6 @@ SHIM=${CARGO_TARGET_DIR:-$REPO/target}/$SHIM_TARGET/shim/rdock-shim
 DOCKER_REFERENCE=0.306 # s, docker run --rm busybox true, DESIGN.md section 8
 BREAKDOWN_RUNS=10      # create / start / wait / rm timed one by one
 
-say() { echo "==> $*"; }
 die() {
 	echo "run-latency.sh: $*" >&2
 	exit 1
@@ -97,38 +98,8 @@ RUN=$(mktemp -d "$WORK/run.XXXXXX")
 CGPARENT=rdock-bench/${RUN##*/run.}
 declare -A dpid=() # daemon name -> pid
 
-alive() { readlink "/proc/$1/exe" >/dev/null 2>&1; } # a zombie counts as gone
-stop_pid() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 100; i++)); do
-		alive "$pid" || break
-		sleep 0.1
-	done
-	alive "$pid" && kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null || true # reaps it when it is our child
-}
-ctl() {
-	"$BIN/rdockctl" -H "127.0.0.1:$PORT" --tlscacert "$RUN/pki/ca.crt" \
-		--tlscert "$RUN/pki/admin.crt" --tlskey "$RUN/pki/admin.key" "$@"
-}
 # Pids of this run's shims: an rdock-shim whose arguments name a path in $RUN.
-run_shims() {
-	local p
-	for p in /proc/[0-9]*; do
-		case $(readlink "$p/exe" 2>/dev/null) in */rdock-shim | */rdock-shim" (deleted)") ;; *) continue ;; esac
-		tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qF "$RUN/" && echo "${p#/proc/}"
-	done
-	return 0
-}
 # This run's cgroup dirs in every hierarchy, deepest first.
-run_cgroups() {
-	local h
-	for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
-		[ -d "$h/$CGPARENT" ] && find "$h/$CGPARENT" -depth -type d
-	done
-	return 0
-}
 cleanup() {
 	set +e
 	# Also when stdout is a closed pipe (`... | head`): report on stderr and
@@ -182,20 +153,7 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 trap 'exit 141' PIPE
 
-port_free() { [ -z "$(ss -Htln "sport = :$1")" ]; }
 # Prints the first of COUNT consecutive free loopback ports at or after BASE.
-free_ports() {
-	local count=$1 base=$2 k ok
-	for ((; base < 60000; base += 10)); do
-		ok=1
-		for ((k = 0; k < count; k++)); do port_free $((base + k)) || ok=0; done
-		[ "$ok" = 0 ] || {
-			echo "$base"
-			return 0
-		}
-	done
-	return 1
-}
 # VmRSS of a pid in kB.
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # "anon A MB, file F MB, PSS P MB" of a pid (VmRSS = RssAnon + RssFile +
@@ -206,8 +164,6 @@ rss_parts() {
 	awk '/^Pss:/ {printf ", PSS %.1f MB", $2 / 1024}' "/proc/$1/smaps_rollup" 2>/dev/null
 }
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
-ms() { awk -v s="$1" 'BEGIN {printf "%.1f", s * 1000}'; }
-now_ns() { date +%s%N; }
 
 # --- private daemons -----------------------------------------------------------
 PORT=$(free_ports 3 27801) || die "no three free consecutive ports for rdock"
@@ -217,16 +173,6 @@ PORT=$(free_ports 3 27801) || die "no three free consecutive ports for rdock"
 # removes the containers through them) and not the daemons. setsid execs
 # without forking here (a background job of a script leads no group): $! is
 # the daemon.
-start_daemon() { # NAME PORT-OFFSET EXTRA-ARGS...
-	local name=$1 off=$2
-	shift 2
-	mkdir -p "$RUN/state/$name" "$RUN/run/$name"
-	RDOCK_LOG=${RDOCK_LOG:-warn} setsid "$BIN/rdock-$name" --config "$RUN/empty.toml" \
-		--listen "127.0.0.1:$((PORT + off))" --pki-dir "$RUN/pki" \
-		--state-dir "$RUN/state/$name" --run-dir "$RUN/run/$name" "$@" \
-		>>"$RUN/$name.log" 2>&1 </dev/null &
-	dpid[$name]=$!
-}
 start_daemon imaged 0
 start_daemon netd 2
 start_daemon runtimed 1 --imaged "127.0.0.1:$PORT" --netd "127.0.0.1:$((PORT + 2))" \
@@ -289,7 +235,6 @@ chmod +x "$RUN/runc-run.sh" "$RUN/runc-split.sh"
 "$RUN/runc-split.sh" || die "runc create/start/delete of the bundle in $B failed"
 
 # --- run latency -----------------------------------------------------------------
-q() { printf '%q' "$1"; }
 ctl_cmd="$(q "$BIN/rdockctl") -H 127.0.0.1:$PORT --tlscacert $(q "$RUN/pki/ca.crt") --tlscert $(q "$RUN/pki/admin.crt") --tlskey $(q "$RUN/pki/admin.key")"
 args=(-n rdock "$ctl_cmd run --rm busybox true" -n runc "$(q "$RUN/runc-run.sh")"
 	-n runc-split "$(q "$RUN/runc-split.sh")")
@@ -328,10 +273,6 @@ for ((i = 0; i < BREAKDOWN_RUNS; i++)); do
 	t5=$(now_ns)
 	echo "$(((t1 - t0) / 1000)) $(((t2 - t1) / 1000)) $(((t3 - t2) / 1000)) $(((t4 - t3) / 1000)) $(((t5 - t4) / 1000))" >>"$RUN/breakdown"
 done
-median_col() { # FILE COLUMN -> median in ms
-	awk -v c="$2" '{print $c}' "$1" | sort -n | awk '{v[NR] = $1} END {
-		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f", m / 1000 }'
-}
 bd_version=$(median_col "$RUN/breakdown" 1)
 bd_create=$(median_col "$RUN/breakdown" 2)
 bd_start=$(median_col "$RUN/breakdown" 3)
@@ -390,10 +331,8 @@ for d in imaged runtimed netd; do daemons_rss_after=$((daemons_rss_after + $(rss
 
 # --- summary ------------------------------------------------------------------------
 verdict() { awk -v v="$1" -v b="$2" 'BEGIN {print (v <= b) ? "met" : "MISSED"}'; }
-m() { jq -r --arg c "$2" '.results[] | select(.command == $c) | .median' "$1"; }
 rd=$(m "$json_run" rdock) rc=$(m "$json_run" runc) rs=$(m "$json_run" runc-split) dk=$(m "$json_run" docker) pm=$(m "$json_run" podman)
 ps1=$(m "$json_ps" "ps ($running)") ps2=$(m "$json_ps" "ps -a ($running)")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 echo
 echo "== summary ($(date -u +%Y-%m-%d); HEAD $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), binaries built $(date -u -r "$BIN/rdock-runtimed" +%H:%MZ); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%-44s %-16s %s\n' "what" "measured" "budget"
