@@ -36,6 +36,9 @@ BIN=${CARGO_TARGET_DIR:-$REPO/target}/release
 BINS=(rdockctl rdock-imaged rdock-runtimed rdock-netd)
 SHIM_TARGET=$(uname -m)-unknown-linux-gnu # as deploy/install.sh builds it
 SHIM=${CARGO_TARGET_DIR:-$REPO/target}/$SHIM_TARGET/shim/rdock-shim
+# A network of the run's own, so the host's rdock0 and table are left alone.
+net_flags=(--bridge "${RDOCK_BENCH_BRIDGE:-rdklat0}" --subnet "${RDOCK_BENCH_SUBNET:-10.233.0.0/24}"
+	--pool "${RDOCK_BENCH_POOL:-10.234.0.0/22}" --nft-table "${RDOCK_BENCH_TABLE:-rdock_lat}" --dns-upstream none)
 DOCKER_REFERENCE=0.306 # s, docker run --rm busybox true, DESIGN.md section 8
 BREAKDOWN_RUNS=10      # create / start / wait / rm timed one by one
 
@@ -136,6 +139,12 @@ cleanup() {
 	findmnt -rn -o TARGET | grep -F "$RUN/" | LC_ALL=C sort -r | while IFS= read -r m; do
 		umount "$m" 2>/dev/null || umount -l "$m"
 	done
+	# netd's own cleanup: its bridge, veths, nft table.
+	if [ -d "$RUN/state/netd" ]; then
+		"$BIN/rdock-netd" --config "$RUN/empty.toml" "${net_flags[@]}" --pki-dir "$RUN/pki" \
+			--state-dir "$RUN/state/netd" --run-dir "$RUN/run/netd" --cleanup >>"$RUN/netd.log" 2>&1 ||
+			echo "run-latency.sh: rdock-netd --cleanup failed" >&2
+	fi
 	for cg in $(run_cgroups); do rmdir "$cg" 2>/dev/null; done
 	for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
 		[ -d "$h/rdock-bench" ] && rmdir "$h/rdock-bench" 2>/dev/null # fails while another run uses it
@@ -174,7 +183,7 @@ PORT=$(free_ports 3 27801) || die "no three free consecutive ports for rdock"
 # without forking here (a background job of a script leads no group): $! is
 # the daemon.
 start_daemon imaged 0
-start_daemon netd 2
+start_daemon netd 2 "${net_flags[@]}"
 start_daemon runtimed 1 --imaged "127.0.0.1:$PORT" --netd "127.0.0.1:$((PORT + 2))" \
 	--cgroup-parent "$CGPARENT" --shim "$SHIM"
 for ((i = 0; ; i++)); do
