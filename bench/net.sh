@@ -103,7 +103,7 @@ fi
 if [ "$build_shim" = 1 ]; then
 	say "building rdock-shim as deploy/install.sh does (static, profile shim)"
 	(cd "$REPO" && RUSTFLAGS="-C target-feature=+crt-static" cargo build --profile shim --locked \
-		--target "$SHIM_TARGET" -p rdock-runtimed --bin rdock-shim --quiet)
+		--target "$SHIM_TARGET" -p rdock-shim --bin rdock-shim --quiet)
 fi
 
 # Another run of this bench, or the leftovers of one that was killed -9:

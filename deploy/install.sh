@@ -136,7 +136,7 @@ if [ "$build" = 1 ]; then
 	# an idle one under 4 MB of memory (DESIGN.md section 8).
 	say "building rdock-shim (static, profile shim)"
 	RUSTFLAGS="-C target-feature=+crt-static" run_cargo build --profile shim --locked \
-		--target "$SHIM_TARGET" -p rdock-runtimed --bin rdock-shim --quiet
+		--target "$SHIM_TARGET" -p rdock-shim --bin rdock-shim --quiet
 fi
 
 # --- binaries ----------------------------------------------------------------

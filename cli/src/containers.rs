@@ -257,9 +257,13 @@ pub async fn rm(target: &Target, args: &RmArgs) -> Result<()> {
     for_each(&args.containers, |id| {
         let mut rt = rt.clone();
         async move {
-            rt.remove_container(RemoveContainerRequest { id, force })
-                .await
-                .map(drop)
+            rt.remove_container(RemoveContainerRequest {
+                id,
+                force,
+                volumes: false,
+            })
+            .await
+            .map(drop)
         }
     })
     .await

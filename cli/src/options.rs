@@ -77,6 +77,9 @@ pub fn create_request(o: &CreateOptions, lookup: Lookup<'_>) -> Result<CreateCon
         publish_all: o.publish_all,
         links: o.links.clone(),
         network_aliases: o.network_aliases.clone(),
+        mounts: Vec::new(),
+        volumes_from: Vec::new(),
+        read_only: false,
     })
 }
 

@@ -234,6 +234,37 @@ impl ImageService for MockImages {
     ) -> Result<Response<RemoveRootfsResponse>, Status> {
         Err(Status::unimplemented("mock"))
     }
+
+    async fn diff_rootfs(
+        &self,
+        _: Request<DiffRootfsRequest>,
+    ) -> Result<Response<DiffRootfsResponse>, Status> {
+        Err(Status::unimplemented("diff_rootfs"))
+    }
+
+    async fn commit_rootfs(
+        &self,
+        _: Request<CommitRootfsRequest>,
+    ) -> Result<Response<Image>, Status> {
+        Err(Status::unimplemented("commit_rootfs"))
+    }
+
+    type ExportRootfsStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<ExportChunk, Status>> + Send>>;
+
+    async fn export_rootfs(
+        &self,
+        _: Request<ExportRootfsRequest>,
+    ) -> Result<Response<Self::ExportRootfsStream>, Status> {
+        Err(Status::unimplemented("export_rootfs"))
+    }
+
+    async fn history(
+        &self,
+        _: Request<HistoryRequest>,
+    ) -> Result<Response<HistoryResponse>, Status> {
+        Err(Status::unimplemented("history"))
+    }
 }
 
 /// Three consecutive free ports (imaged, runtimed, netd), bound.

@@ -506,4 +506,106 @@ impl RuntimeService for MockRuntime {
             ],
         }))
     }
+
+    async fn resize(&self, _: Request<ResizeRequest>) -> Result<Response<ResizeResponse>, Status> {
+        Err(Status::unimplemented("resize"))
+    }
+
+    type ExecStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<ExecOutput, Status>> + Send>>;
+
+    async fn exec(
+        &self,
+        _: Request<Streaming<ExecInput>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        Err(Status::unimplemented("exec"))
+    }
+
+    async fn diff(&self, _: Request<DiffRequest>) -> Result<Response<DiffResponse>, Status> {
+        Err(Status::unimplemented("diff"))
+    }
+
+    async fn commit(&self, _: Request<CommitRequest>) -> Result<Response<CommitResponse>, Status> {
+        Err(Status::unimplemented("commit"))
+    }
+
+    type ExportStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<DataChunk, Status>> + Send>>;
+
+    async fn export(
+        &self,
+        _: Request<ExportRequest>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        Err(Status::unimplemented("export"))
+    }
+
+    async fn stat_path(&self, _: Request<StatPathRequest>) -> Result<Response<PathStat>, Status> {
+        Err(Status::unimplemented("stat_path"))
+    }
+
+    type CopyFromStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<CopyFromOutput, Status>> + Send>>;
+
+    async fn copy_from(
+        &self,
+        _: Request<CopyFromRequest>,
+    ) -> Result<Response<Self::CopyFromStream>, Status> {
+        Err(Status::unimplemented("copy_from"))
+    }
+
+    async fn copy_to(
+        &self,
+        _: Request<Streaming<CopyToInput>>,
+    ) -> Result<Response<CopyToResponse>, Status> {
+        Err(Status::unimplemented("copy_to"))
+    }
+
+    async fn connect_network(
+        &self,
+        _: Request<ConnectNetworkRequest>,
+    ) -> Result<Response<ConnectNetworkResponse>, Status> {
+        Err(Status::unimplemented("connect_network"))
+    }
+
+    async fn disconnect_network(
+        &self,
+        _: Request<DisconnectNetworkRequest>,
+    ) -> Result<Response<DisconnectNetworkResponse>, Status> {
+        Err(Status::unimplemented("disconnect_network"))
+    }
+
+    async fn create_volume(
+        &self,
+        _: Request<CreateVolumeRequest>,
+    ) -> Result<Response<Volume>, Status> {
+        Err(Status::unimplemented("create_volume"))
+    }
+
+    async fn list_volumes(
+        &self,
+        _: Request<ListVolumesRequest>,
+    ) -> Result<Response<ListVolumesResponse>, Status> {
+        Err(Status::unimplemented("list_volumes"))
+    }
+
+    async fn inspect_volume(
+        &self,
+        _: Request<InspectVolumeRequest>,
+    ) -> Result<Response<Volume>, Status> {
+        Err(Status::unimplemented("inspect_volume"))
+    }
+
+    async fn remove_volume(
+        &self,
+        _: Request<RemoveVolumeRequest>,
+    ) -> Result<Response<RemoveVolumeResponse>, Status> {
+        Err(Status::unimplemented("remove_volume"))
+    }
+
+    async fn prune_volumes(
+        &self,
+        _: Request<PruneVolumesRequest>,
+    ) -> Result<Response<PruneVolumesResponse>, Status> {
+        Err(Status::unimplemented("prune_volumes"))
+    }
 }

@@ -214,4 +214,34 @@ impl ImageService for GrpcImages {
             .await?;
         Ok(Response::new(pb::RemoveRootfsResponse {}))
     }
+
+    async fn diff_rootfs(
+        &self,
+        _: Request<pb::DiffRootfsRequest>,
+    ) -> Result<Response<pb::DiffRootfsResponse>, Status> {
+        Err(Status::unimplemented("diff_rootfs"))
+    }
+
+    async fn commit_rootfs(
+        &self,
+        _: Request<pb::CommitRootfsRequest>,
+    ) -> Result<Response<pb::Image>, Status> {
+        Err(Status::unimplemented("commit_rootfs"))
+    }
+
+    type ExportRootfsStream = Pin<Box<dyn Stream<Item = Result<pb::ExportChunk, Status>> + Send>>;
+
+    async fn export_rootfs(
+        &self,
+        _: Request<pb::ExportRootfsRequest>,
+    ) -> Result<Response<Self::ExportRootfsStream>, Status> {
+        Err(Status::unimplemented("export_rootfs"))
+    }
+
+    async fn history(
+        &self,
+        _: Request<pb::HistoryRequest>,
+    ) -> Result<Response<pb::HistoryResponse>, Status> {
+        Err(Status::unimplemented("history"))
+    }
 }

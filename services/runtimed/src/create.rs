@@ -13,8 +13,8 @@ use crate::model::{
     Container, ContainerConfig, HostConfig, NetworkState, PortBinding, RestartPolicy, RootfsMount,
 };
 use crate::runtime::Runtime;
-use crate::shim::{self, LaunchOptions};
 use crate::{etcfiles, links, mounts, names, spec, users};
+use rdock_shim::{self as shim, LaunchOptions};
 
 /// The parts of an image config a container starts from.
 #[derive(Debug, Default)]

@@ -230,4 +230,115 @@ impl RuntimeService for GrpcRuntime {
     async fn top(&self, r: Request<pb::TopRequest>) -> Result<Response<pb::TopResponse>, Status> {
         Ok(Response::new(self.rt.top(&r.into_inner().id)?))
     }
+
+    async fn resize(
+        &self,
+        _: Request<pb::ResizeRequest>,
+    ) -> Result<Response<pb::ResizeResponse>, Status> {
+        Err(Status::unimplemented("resize"))
+    }
+
+    type ExecStream = Pin<Box<dyn Stream<Item = Result<pb::ExecOutput, Status>> + Send>>;
+
+    async fn exec(
+        &self,
+        _: Request<Streaming<pb::ExecInput>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        Err(Status::unimplemented("exec"))
+    }
+
+    async fn diff(
+        &self,
+        _: Request<pb::DiffRequest>,
+    ) -> Result<Response<pb::DiffResponse>, Status> {
+        Err(Status::unimplemented("diff"))
+    }
+
+    async fn commit(
+        &self,
+        _: Request<pb::CommitRequest>,
+    ) -> Result<Response<pb::CommitResponse>, Status> {
+        Err(Status::unimplemented("commit"))
+    }
+
+    type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::DataChunk, Status>> + Send>>;
+
+    async fn export(
+        &self,
+        _: Request<pb::ExportRequest>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        Err(Status::unimplemented("export"))
+    }
+
+    async fn stat_path(
+        &self,
+        _: Request<pb::StatPathRequest>,
+    ) -> Result<Response<pb::PathStat>, Status> {
+        Err(Status::unimplemented("stat_path"))
+    }
+
+    type CopyFromStream = Pin<Box<dyn Stream<Item = Result<pb::CopyFromOutput, Status>> + Send>>;
+
+    async fn copy_from(
+        &self,
+        _: Request<pb::CopyFromRequest>,
+    ) -> Result<Response<Self::CopyFromStream>, Status> {
+        Err(Status::unimplemented("copy_from"))
+    }
+
+    async fn copy_to(
+        &self,
+        _: Request<Streaming<pb::CopyToInput>>,
+    ) -> Result<Response<pb::CopyToResponse>, Status> {
+        Err(Status::unimplemented("copy_to"))
+    }
+
+    async fn connect_network(
+        &self,
+        _: Request<pb::ConnectNetworkRequest>,
+    ) -> Result<Response<pb::ConnectNetworkResponse>, Status> {
+        Err(Status::unimplemented("connect_network"))
+    }
+
+    async fn disconnect_network(
+        &self,
+        _: Request<pb::DisconnectNetworkRequest>,
+    ) -> Result<Response<pb::DisconnectNetworkResponse>, Status> {
+        Err(Status::unimplemented("disconnect_network"))
+    }
+
+    async fn create_volume(
+        &self,
+        _: Request<pb::CreateVolumeRequest>,
+    ) -> Result<Response<pb::Volume>, Status> {
+        Err(Status::unimplemented("create_volume"))
+    }
+
+    async fn list_volumes(
+        &self,
+        _: Request<pb::ListVolumesRequest>,
+    ) -> Result<Response<pb::ListVolumesResponse>, Status> {
+        Err(Status::unimplemented("list_volumes"))
+    }
+
+    async fn inspect_volume(
+        &self,
+        _: Request<pb::InspectVolumeRequest>,
+    ) -> Result<Response<pb::Volume>, Status> {
+        Err(Status::unimplemented("inspect_volume"))
+    }
+
+    async fn remove_volume(
+        &self,
+        _: Request<pb::RemoveVolumeRequest>,
+    ) -> Result<Response<pb::RemoveVolumeResponse>, Status> {
+        Err(Status::unimplemented("remove_volume"))
+    }
+
+    async fn prune_volumes(
+        &self,
+        _: Request<pb::PruneVolumesRequest>,
+    ) -> Result<Response<pb::PruneVolumesResponse>, Status> {
+        Err(Status::unimplemented("prune_volumes"))
+    }
 }

@@ -15,7 +15,7 @@ pub mod mounts;
 pub mod names;
 pub mod rootpath;
 pub mod runtime;
-pub mod shim;
+
 pub mod spec;
 pub mod store;
 pub mod top;

@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 use crate::error::{Error, Result};
 use crate::model::{Container, Status};
 use crate::runtime::Runtime;
-use crate::shim::ExitRecord;
+use rdock_shim::ExitRecord;
 
 /// Exit code recorded when a container's end was not seen (host reboot).
 const UNKNOWN_EXIT: i32 = 255;
@@ -53,7 +53,7 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
 
 impl Runtime {
     pub(crate) async fn shim(&self, id: &str) -> Result<ShimClient<Channel>> {
-        crate::shim::client::connect(&self.socket(id))
+        rdock_shim::client::connect(&self.socket(id))
             .await
             .map_err(|e| Error::Unavailable(format!("shim of {}: {e}", &id[..id.len().min(12)])))
     }

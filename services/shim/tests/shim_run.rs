@@ -15,7 +15,7 @@ use rdock_proto::shim::v1::{
     attach_in, attach_out, AttachIn, KillRequest, ShutdownRequest, StartRequest, StateRequest,
     WaitRequest,
 };
-use rdock_runtimed::shim::{self, ExitRecord, LaunchErrorKind, LaunchOptions};
+use rdock_shim::{self as shim, ExitRecord, LaunchErrorKind, LaunchOptions};
 use serde_json::{json, Value};
 use tokio_stream::StreamExt;
 

@@ -1,7 +1,7 @@
-//! `rdock-shim`: one per container; see `rdock_runtimed::shim`.
+//! `rdock-shim`: one per container; see the `rdock_shim` library.
 
-use rdock_runtimed::shim::options::{Parsed, USAGE};
-use rdock_runtimed::shim::{process, LaunchOptions};
+use rdock_shim::options::{Parsed, USAGE};
+use rdock_shim::{process, LaunchOptions};
 
 fn main() {
     let code = match LaunchOptions::parse(std::env::args_os().skip(1)) {

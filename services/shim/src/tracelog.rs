@@ -292,7 +292,7 @@ mod tests {
         assert_eq!(level_from(None), Level::INFO);
         assert_eq!(level_from(Some("debug")), Level::DEBUG);
         assert_eq!(level_from(Some("h2=trace,warn")), Level::WARN);
-        assert_eq!(level_from(Some("rdock_runtimed=trace,info")), Level::TRACE);
+        assert_eq!(level_from(Some("rdock_shim=trace,info")), Level::TRACE);
         assert_eq!(level_from(Some("nonsense")), Level::INFO);
     }
 

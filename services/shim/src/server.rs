@@ -8,9 +8,10 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use rdock_proto::shim::v1::shim_server::Shim;
 use rdock_proto::shim::v1::{
-    attach_in, attach_out, AttachIn, AttachOut, KillRequest, KillResponse, ShutdownRequest,
-    ShutdownResponse, StartRequest, StartResponse, StateRequest, StateResponse, WaitRequest,
-    WaitResponse,
+    attach_in, attach_out, AttachIn, AttachOut, ExecIn, ExecOut, KillRequest, KillResponse,
+    PauseRequest, PauseResponse, ResizeRequest, ResizeResponse, ResumeRequest, ResumeResponse,
+    ShutdownRequest, ShutdownResponse, StartRequest, StartResponse, StateRequest, StateResponse,
+    WaitRequest, WaitResponse,
 };
 use tokio::sync::broadcast;
 use tonic::{Request, Response, Status, Streaming};
@@ -98,6 +99,7 @@ async fn forward_stdin(container: Arc<Container>, mut incoming: Streaming<Attach
             }
             attach_in::Input::CloseStdin(true) => container.close_stdin().await,
             attach_in::Input::CloseStdin(false) => {}
+            attach_in::Input::Resize(_) => {}
         }
     }
 }
@@ -169,6 +171,27 @@ impl Shim for ShimService {
         let span = self.span("Shutdown", &req);
         self.container.shutdown().instrument(span).await?;
         Ok(Response::new(ShutdownResponse {}))
+    }
+
+    async fn resize(&self, _: Request<ResizeRequest>) -> Result<Response<ResizeResponse>, Status> {
+        Err(Status::unimplemented("Resize"))
+    }
+
+    type ExecStream = Pin<Box<dyn Stream<Item = Result<ExecOut, Status>> + Send>>;
+
+    async fn exec(
+        &self,
+        _: Request<Streaming<ExecIn>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        Err(Status::unimplemented("Exec"))
+    }
+
+    async fn pause(&self, _: Request<PauseRequest>) -> Result<Response<PauseResponse>, Status> {
+        Err(Status::unimplemented("Pause"))
+    }
+
+    async fn resume(&self, _: Request<ResumeRequest>) -> Result<Response<ResumeResponse>, Status> {
+        Err(Status::unimplemented("Resume"))
     }
 }
 
