@@ -445,6 +445,12 @@ impl Env {
         Running::start(&mut self.cli_command_as("admin", args))
     }
 
+    /// Starts `rdockctl ARGS` (admin) on a terminal of its own of
+    /// `rows`×`cols`, as a user at a terminal would run it.
+    pub fn cli_pty(&self, args: &[&str], rows: u16, cols: u16) -> crate::PtySession {
+        crate::PtySession::start(&mut self.cli_command_as("admin", args), rows, cols)
+    }
+
     /// Starts `rdockctl ARGS` once per element of `args`, each from its own
     /// thread, all released at the same moment; their outputs in order.
     pub fn cli_all_at_once(&self, args: &[Vec<String>], timeout: Duration) -> Vec<Output> {
