@@ -63,6 +63,21 @@ pub enum Command {
     Top(TopArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Attach local standard input, output, and error streams to a running
+    /// container
+    Attach(AttachArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
     /// Manage containers
     Container {
         #[command(subcommand)]
@@ -91,6 +106,11 @@ pub enum Command {
     Network {
         #[command(subcommand)]
         command: NetworkCommand,
+    },
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        command: VolumeCommand,
     },
     /// Manage the rdock PKI (CA, daemon and client certificates)
     Pki {
@@ -123,6 +143,13 @@ impl Command {
             Command::Wait(_) => "wait",
             Command::Top(_) => "top",
             Command::Port(_) => "port",
+            Command::Attach(_) => "attach",
+            Command::Exec(_) => "exec",
+            Command::Diff(_) => "diff",
+            Command::Commit(_) => "commit",
+            Command::Export(_) => "export",
+            Command::Cp(_) => "cp",
+            Command::History(_) => "history",
             Command::Container { command } => match command {
                 ContainerCommand::Run(_) => "container run",
                 ContainerCommand::Create(_) => "container create",
@@ -136,6 +163,12 @@ impl Command {
                 ContainerCommand::Inspect(_) => "container inspect",
                 ContainerCommand::Top(_) => "container top",
                 ContainerCommand::Port(_) => "container port",
+                ContainerCommand::Attach(_) => "container attach",
+                ContainerCommand::Exec(_) => "container exec",
+                ContainerCommand::Diff(_) => "container diff",
+                ContainerCommand::Commit(_) => "container commit",
+                ContainerCommand::Export(_) => "container export",
+                ContainerCommand::Cp(_) => "container cp",
             },
             Command::Pull(_) => "pull",
             Command::Push(_) => "push",
@@ -152,12 +185,22 @@ impl Command {
                 ImageCommand::Push(_) => "image push",
                 ImageCommand::Tag(_) => "image tag",
                 ImageCommand::Import(_) => "image import",
+                ImageCommand::History(_) => "image history",
             },
             Command::Network { command } => match command {
                 NetworkCommand::Create(_) => "network create",
                 NetworkCommand::Ls(_) => "network ls",
                 NetworkCommand::Inspect(_) => "network inspect",
                 NetworkCommand::Rm(_) => "network rm",
+                NetworkCommand::Connect(_) => "network connect",
+                NetworkCommand::Disconnect(_) => "network disconnect",
+            },
+            Command::Volume { command } => match command {
+                VolumeCommand::Create(_) => "volume create",
+                VolumeCommand::Ls(_) => "volume ls",
+                VolumeCommand::Inspect(_) => "volume inspect",
+                VolumeCommand::Rm(_) => "volume rm",
+                VolumeCommand::Prune(_) => "volume prune",
             },
             Command::Pki { command } => match command {
                 PkiCommand::Init(_) => "pki init",
@@ -200,6 +243,29 @@ pub enum ContainerCommand {
     Top(TopArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Attach local standard input, output, and error streams to a running
+    /// container
+    Attach(AttachArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+}
+
+/// Go's `strconv.ParseBool`, for Docker's boolean flags that default to
+/// true (`--sig-proxy=false`, `-H=false`, `--pause=false`).
+pub fn go_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!("strconv.ParseBool: parsing {v:?}: invalid syntax")),
+    }
 }
 
 /// The options of `create` and `run` (Docker's), then IMAGE [COMMAND] [ARG...].
@@ -277,6 +343,24 @@ pub struct CreateOptions {
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Bind mount a volume: /host:/ctr[:OPTS], NAME:/ctr[:OPTS] or /ctr
+    /// (OPTS: ro, rw, z, Z, nocopy, a propagation); repeatable
+    #[arg(short = 'v', long = "volume", value_name = "LIST")]
+    pub volumes: Vec<String>,
+    /// Attach a filesystem mount to the container
+    /// (type=bind|volume|tmpfs,source=…,target=…,readonly,…); repeatable
+    #[arg(long = "mount", value_name = "MOUNT")]
+    pub mounts: Vec<String>,
+    /// Mount a tmpfs directory: /path[:size=…,mode=…,OPTS]; repeatable
+    #[arg(long = "tmpfs", value_name = "LIST")]
+    pub tmpfs: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Mount volumes from the specified container(s): CONTAINER[:ro|rw];
+    /// repeatable
+    #[arg(long = "volumes-from", value_name = "LIST")]
+    pub volumes_from: Vec<String>,
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -315,6 +399,21 @@ pub struct RunArgs {
     /// Run the container in the background and print its ID
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Proxy received signals to the process (--sig-proxy=false to not)
+    #[arg(
+        long = "sig-proxy",
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = go_bool,
+        action = ArgAction::Set
+    )]
+    pub sig_proxy: bool,
     #[command(flatten)]
     pub opts: CreateOptions,
 }
@@ -337,6 +436,9 @@ pub struct StartArgs {
     /// Attach the container's STDIN
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
 }
@@ -402,6 +504,9 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
 }
@@ -467,6 +572,8 @@ pub enum ImageCommand {
     Tag(TagArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -555,6 +662,275 @@ pub enum NetworkCommand {
     /// Remove one or more networks
     #[command(visible_alias = "remove")]
     Rm(NetworkRmArgs),
+    /// Connect a container to a network
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkDisconnectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkConnectArgs {
+    /// Add network-scoped alias for the container; repeatable
+    #[arg(long = "alias", value_name = "ALIAS")]
+    pub aliases: Vec<String>,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkDisconnectArgs {
+    /// Force the container to disconnect from a network
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process (--sig-proxy=false to not)
+    #[arg(
+        long = "sig-proxy",
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = go_bool,
+        action = ArgAction::Set
+    )]
+    pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// `exec`'s options, then CONTAINER COMMAND [ARG...]; options stop at
+/// CONTAINER, as Docker's do.
+#[derive(Debug, Clone, Default, Args)]
+#[command(override_usage = "rdockctl exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
+pub struct ExecArgs {
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Detached mode: run command in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Set an environment variable (KEY=VAL, or KEY from this environment);
+    /// repeatable
+    #[arg(short = 'e', long = "env", value_name = "KEY=VAL")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables; repeatable
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
+    /// The container, then the command and its arguments
+    #[arg(
+        value_name = "CONTAINER COMMAND [ARG...]",
+        required = true,
+        num_args = 2..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub container_and_command: Vec<String>,
+}
+
+impl ExecArgs {
+    pub fn container(&self) -> &str {
+        self.container_and_command
+            .first()
+            .map_or("", String::as_str)
+    }
+
+    pub fn command(&self) -> &[String] {
+        self.container_and_command.get(1..).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long, value_name = "AUTHOR")]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image; repeatable
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long, value_name = "MESSAGE")]
+    pub message: Option<String>,
+    /// Pause container during commit (--pause=false to not)
+    #[arg(
+        short = 'p',
+        long = "pause",
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = go_bool,
+        action = ArgAction::Set
+    )]
+    pub pause: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    override_usage = "rdockctl cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       rdockctl cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH"
+)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long = "follow-link")]
+    pub follow_link: bool,
+    /// Suppress progress output during copy (automatic when stdout is not a
+    /// terminal)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    #[arg(value_name = "SRC", allow_hyphen_values = true)]
+    pub source: String,
+    #[arg(value_name = "DEST", allow_hyphen_values = true)]
+    pub destination: String,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Print sizes and dates in human readable format (-H=false to not)
+    #[arg(
+        short = 'H',
+        long = "human",
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = go_bool,
+        action = ArgAction::Set
+    )]
+    pub human: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format output: "table" (default), "json" (one JSON object per line)
+    /// or a Go template ('{{.ID}} {{.CreatedBy}}')
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+    /// Remove one or more volumes
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove unused local volumes
+    Prune(VolumePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// Specify volume driver name (only "local")
+    #[arg(short = 'd', long, value_name = "DRIVER", default_value = "local")]
+    pub driver: String,
+    /// Set metadata for a volume (KEY=VAL); repeatable
+    #[arg(long = "label", value_name = "KEY=VAL")]
+    pub labels: Vec<String>,
+    /// The volume's name (default: a random one)
+    #[arg(value_name = "VOLUME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Only display volume names
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Format output: "table" (default), "json" (one JSON object per line)
+    /// or a Go template ('{{.Name}} {{.Mountpoint}}')
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    /// Format output using a Go template ('{{.Mountpoint}}')
+    #[arg(short = 'f', long = "format", value_name = "TEMPLATE")]
+    pub format: Option<String>,
+    #[arg(value_name = "VOLUME", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(value_name = "VOLUME", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -901,5 +1277,167 @@ mod tests {
             ("web", Some("80"))
         );
         assert!(Cli::try_parse_from(["rdockctl", "inspect", "--type", "net", "a"]).is_err());
+    }
+
+    #[test]
+    fn new_commands_and_dockers_boolean_flags() {
+        for (args, name) in [
+            (
+                &["attach", "--no-stdin", "--sig-proxy=false", "c"][..],
+                "attach",
+            ),
+            (
+                &["container", "attach", "--detach-keys", "ctrl-a", "c"],
+                "container attach",
+            ),
+            (&["exec", "-it", "c", "sh"], "exec"),
+            (&["container", "exec", "-d", "c", "true"], "container exec"),
+            (&["diff", "c"], "diff"),
+            (&["container", "diff", "c"], "container diff"),
+            (&["commit", "-p=false", "c", "r:t"], "commit"),
+            (&["container", "commit", "c"], "container commit"),
+            (&["export", "-o", "/x.tar", "c"], "export"),
+            (&["container", "export", "c"], "container export"),
+            (&["cp", "c:/a", "-"], "cp"),
+            (&["container", "cp", "-", "c:/a"], "container cp"),
+            (&["history", "-H=false", "-q", "i"], "history"),
+            (&["image", "history", "--no-trunc", "i"], "image history"),
+            (
+                &["volume", "create", "--label", "a=b", "v"],
+                "volume create",
+            ),
+            (&["volume", "ls", "-q"], "volume ls"),
+            (&["volume", "list"], "volume ls"),
+            (
+                &["volume", "inspect", "-f", "{{.Name}}", "v"],
+                "volume inspect",
+            ),
+            (&["volume", "rm", "-f", "v", "w"], "volume rm"),
+            (&["volume", "remove", "v"], "volume rm"),
+            (&["volume", "prune", "-a", "-f"], "volume prune"),
+            (
+                &["network", "connect", "--alias", "x", "n", "c"],
+                "network connect",
+            ),
+            (
+                &["network", "disconnect", "-f", "n", "c"],
+                "network disconnect",
+            ),
+        ] {
+            assert_eq!(parse(args).name(), name, "{args:?}");
+        }
+
+        // Docker's booleans that default to true: bare, =false, =0.
+        let Command::Run(a) = parse(&["run", "busybox"]) else {
+            panic!()
+        };
+        assert!(a.sig_proxy && a.detach_keys.is_none());
+        let Command::Run(a) = parse(&[
+            "run",
+            "--sig-proxy=false",
+            "--detach-keys",
+            "ctrl-x,y",
+            "busybox",
+        ]) else {
+            panic!()
+        };
+        assert!(!a.sig_proxy);
+        assert_eq!(a.detach_keys.as_deref(), Some("ctrl-x,y"));
+        let Command::Attach(a) = parse(&["attach", "--sig-proxy", "c"]) else {
+            panic!()
+        };
+        assert!(a.sig_proxy && !a.no_stdin);
+        let Command::History(a) = parse(&["history", "-H=0", "img"]) else {
+            panic!()
+        };
+        assert!(!a.human);
+        let Command::History(a) = parse(&["history", "-H", "img"]) else {
+            panic!()
+        };
+        assert!(a.human && a.image == "img");
+        let Command::Commit(a) = parse(&[
+            "commit",
+            "--pause=false",
+            "-c",
+            "CMD x",
+            "-c",
+            "ENV a=b",
+            "c",
+        ]) else {
+            panic!()
+        };
+        assert!(!a.pause && a.reference.is_none());
+        assert_eq!(a.changes, ["CMD x", "ENV a=b"]);
+        let Command::Commit(a) = parse(&["commit", "c", "repo:tag"]) else {
+            panic!()
+        };
+        assert!(a.pause);
+        assert_eq!(a.reference.as_deref(), Some("repo:tag"));
+        assert!(Cli::try_parse_from(["rdockctl", "commit", "--pause=maybe", "c"]).is_err());
+
+        // exec's options stop at the container.
+        let Command::Exec(a) = parse(&[
+            "exec",
+            "-i",
+            "-e",
+            "A=1",
+            "--env-file",
+            "/e",
+            "-w",
+            "/w",
+            "-u",
+            "u",
+            "--privileged",
+            "c",
+            "sh",
+            "-c",
+            "-d",
+        ]) else {
+            panic!()
+        };
+        assert!(a.interactive && !a.tty && !a.detach && a.privileged);
+        assert_eq!(
+            (a.container(), a.command()),
+            ("c", &["sh".to_string(), "-c".into(), "-d".into()][..])
+        );
+        assert_eq!(a.env, ["A=1"]);
+        assert!(Cli::try_parse_from(["rdockctl", "exec", "c"]).is_err());
+
+        // run's mount flags, repeatable.
+        let Command::Run(a) = parse(&[
+            "run",
+            "-v",
+            "/a:/b",
+            "--volume",
+            "v:/c",
+            "--mount",
+            "type=tmpfs,dst=/t",
+            "--tmpfs",
+            "/r",
+            "--read-only",
+            "--volumes-from",
+            "x:ro",
+            "busybox",
+            "-v",
+        ]) else {
+            panic!()
+        };
+        let o = &a.opts;
+        assert_eq!(o.volumes, ["/a:/b", "v:/c"]);
+        assert_eq!(o.mounts, ["type=tmpfs,dst=/t"]);
+        assert_eq!(o.tmpfs, ["/r"]);
+        assert!(o.read_only);
+        assert_eq!(o.volumes_from, ["x:ro"]);
+        assert_eq!(o.command(), ["-v"]);
+
+        let Command::Rm(a) = parse(&["rm", "-fv", "c"]) else {
+            panic!()
+        };
+        assert!(a.force && a.volumes);
+        let Command::Cp(a) = parse(&["cp", "-aL", "-", "c:/x"]) else {
+            panic!()
+        };
+        assert!(a.archive && a.follow_link && !a.quiet);
+        assert_eq!((a.source.as_str(), a.destination.as_str()), ("-", "c:/x"));
     }
 }

@@ -253,17 +253,13 @@ pub async fn kill(target: &Target, args: &KillArgs) -> Result<()> {
 
 pub async fn rm(target: &Target, args: &RmArgs) -> Result<()> {
     let rt = target.runtime().await?;
-    let force = args.force;
+    let (force, volumes) = (args.force, args.volumes);
     for_each(&args.containers, |id| {
         let mut rt = rt.clone();
         async move {
-            rt.remove_container(RemoveContainerRequest {
-                id,
-                force,
-                volumes: false,
-            })
-            .await
-            .map(drop)
+            rt.remove_container(RemoveContainerRequest { id, force, volumes })
+                .await
+                .map(drop)
         }
     })
     .await

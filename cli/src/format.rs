@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 
 /// Lays out rows like Docker's tabwriter (min width 10, padding 3): every
-/// column but the last is padded to its widest cell plus 3 spaces.
+/// column but the last is padded to its widest cell plus 3 spaces (so a
+/// row whose last cell is empty ends in spaces, as Docker's does).
 pub fn table(rows: &[Vec<String>]) -> String {
     table_min_width(rows, 10)
 }
@@ -30,7 +31,7 @@ pub fn table_min_width(rows: &[Vec<String>], min_width: usize) -> String {
                 line.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        out.push_str(line.trim_end());
+        out.push_str(&line);
         out.push('\n');
     }
     out
@@ -39,6 +40,16 @@ pub fn table_min_width(rows: &[Vec<String>], min_width: usize) -> String {
 /// Docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units and Go's
 /// `%.3g` ("4.26MB", "512B", "1.2kB", "5MB").
 pub fn human_size(bytes: u64) -> String {
+    human_size_precision(bytes, 3)
+}
+
+/// Docker's `units.HumanSize` (precision 4: "2.048kB"), as `volume prune`
+/// prints the space it reclaimed.
+pub fn human_size_4(bytes: u64) -> String {
+    human_size_precision(bytes, 4)
+}
+
+fn human_size_precision(bytes: u64, precision: usize) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut size = bytes as f64;
     let mut unit = 0;
@@ -46,7 +57,7 @@ pub fn human_size(bytes: u64) -> String {
         size /= 1000.0;
         unit += 1;
     }
-    format!("{}{}", go_g(size, 3), UNITS[unit])
+    format!("{}{}", go_g(size, precision), UNITS[unit])
 }
 
 /// Go's `fmt.Sprintf("%.*g", precision, v)` for finite, non-negative `v`.
@@ -280,6 +291,9 @@ mod tests {
         assert_eq!(human_size(12_345), "12.3kB");
         // Go's %.3g switches to an exponent when rounding reaches 1000.
         assert_eq!(human_size(999_600), "1e+03kB");
+        assert_eq!(human_size_4(2048), "2.048kB");
+        assert_eq!(human_size_4(0), "0B");
+        assert_eq!(human_size_4(123_456_789), "123.5MB");
     }
 
     #[test]

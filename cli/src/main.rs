@@ -1,23 +1,35 @@
 //! rdockctl: parse arguments, start telemetry, run one command, map its
 //! outcome to an exit code.
 
+mod archive;
 mod args;
 mod attach;
+mod commit;
 mod conn;
 mod containers;
+mod cp;
 mod error;
+mod escape;
+mod exec;
+mod export;
 mod format;
+mod history;
 mod images;
 mod inspect;
+mod mounts;
 mod networks;
 mod options;
+mod paths;
 mod pki;
 mod ports;
 mod progress;
 mod reference;
 mod run;
+mod session;
 mod system;
 mod template;
+mod term;
+mod volumes;
 
 use std::process::ExitCode;
 
@@ -27,6 +39,7 @@ use tracing::Instrument as _;
 
 use crate::args::{
     Cli, Command, ContainerCommand, ImageCommand, NetworkCommand, PkiCommand, SystemCommand,
+    VolumeCommand,
 };
 use crate::conn::Target;
 
@@ -113,11 +126,48 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<()> {
         | Command::Container {
             command: ContainerCommand::Port(a),
         } => ports::port(t, a).await,
+        Command::Attach(a)
+        | Command::Container {
+            command: ContainerCommand::Attach(a),
+        } => attach::attach(t, a).await,
+        Command::Exec(a)
+        | Command::Container {
+            command: ContainerCommand::Exec(a),
+        } => exec::exec(t, a).await,
+        Command::Diff(a)
+        | Command::Container {
+            command: ContainerCommand::Diff(a),
+        } => commit::diff(t, a).await,
+        Command::Commit(a)
+        | Command::Container {
+            command: ContainerCommand::Commit(a),
+        } => commit::commit(t, a).await,
+        Command::Export(a)
+        | Command::Container {
+            command: ContainerCommand::Export(a),
+        } => export::export(t, a).await,
+        Command::Cp(a)
+        | Command::Container {
+            command: ContainerCommand::Cp(a),
+        } => cp::cp(t, a).await,
+        Command::History(a)
+        | Command::Image {
+            command: ImageCommand::History(a),
+        } => history::history(t, a).await,
         Command::Network { command } => match command {
             NetworkCommand::Create(a) => networks::create(t, a).await,
             NetworkCommand::Ls(a) => networks::ls(t, a).await,
             NetworkCommand::Inspect(a) => networks::inspect(t, a).await,
             NetworkCommand::Rm(a) => networks::rm(t, a).await,
+            NetworkCommand::Connect(a) => networks::connect(t, a).await,
+            NetworkCommand::Disconnect(a) => networks::disconnect(t, a).await,
+        },
+        Command::Volume { command } => match command {
+            VolumeCommand::Create(a) => volumes::create(t, a).await,
+            VolumeCommand::Ls(a) => volumes::ls(t, a).await,
+            VolumeCommand::Inspect(a) => volumes::inspect(t, a).await,
+            VolumeCommand::Rm(a) => volumes::rm(t, a).await,
+            VolumeCommand::Prune(a) => volumes::prune(t, a).await,
         },
         Command::Inspect(a) => {
             let kind = inspect::Kind::from_type(a.kind.as_deref());

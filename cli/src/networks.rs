@@ -9,9 +9,13 @@ use anyhow::{bail, Result};
 use rdock_proto::net::v1::{
     CreateNetworkRequest, InspectNetworkRequest, ListNetworksRequest, Network, RemoveNetworkRequest,
 };
+use rdock_proto::runtime::v1::{ConnectNetworkRequest, DisconnectNetworkRequest};
 use serde::Serialize;
 
-use crate::args::{NetworkCreateArgs, NetworkInspectArgs, NetworkLsArgs, NetworkRmArgs};
+use crate::args::{
+    NetworkConnectArgs, NetworkCreateArgs, NetworkDisconnectArgs, NetworkInspectArgs,
+    NetworkLsArgs, NetworkRmArgs,
+};
 use crate::conn::Target;
 use crate::containers::for_each;
 use crate::error::{self, Reported};
@@ -43,6 +47,31 @@ pub async fn create(target: &Target, args: &NetworkCreateArgs) -> Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "{}", network.id)?;
     out.flush()?;
+    Ok(())
+}
+
+/// `network connect`: the runtime daemon attaches the container (running
+/// or not); prints nothing, as Docker.
+pub async fn connect(target: &Target, args: &NetworkConnectArgs) -> Result<()> {
+    let mut rt = target.runtime().await?;
+    rt.connect_network(ConnectNetworkRequest {
+        id: args.container.clone(),
+        network: args.network.clone(),
+        aliases: args.aliases.clone(),
+    })
+    .await?;
+    Ok(())
+}
+
+/// `network disconnect`; prints nothing, as Docker.
+pub async fn disconnect(target: &Target, args: &NetworkDisconnectArgs) -> Result<()> {
+    let mut rt = target.runtime().await?;
+    rt.disconnect_network(DisconnectNetworkRequest {
+        id: args.container.clone(),
+        network: args.network.clone(),
+        force: args.force,
+    })
+    .await?;
     Ok(())
 }
 

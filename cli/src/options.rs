@@ -1,7 +1,8 @@
 //! `create`/`run` options → a `CreateContainerRequest`, parsed the way
 //! Docker's CLI parses them: sizes (`64m`), `--cpus` (`1.5`), `-e`,
-//! `--env-file`, `-l`, `--restart`, `-p`, `--link`. Every error here is a bad argument,
-//! which `run`/`create` report with exit code 125.
+//! `--env-file`, `-l`, `--restart`, `-p`, `--link`, and the mounts (see
+//! `mounts.rs`). Every error here is a bad argument, which `run`/`create`
+//! report with exit code 125.
 
 use std::collections::HashMap;
 
@@ -9,6 +10,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use rdock_proto::runtime::v1::{CreateContainerRequest, RestartPolicy};
 
 use crate::args::CreateOptions;
+use crate::mounts::{check_volumes_from, parse_all};
 use crate::ports::{check_link, parse_publish_all};
 
 /// Looks up a variable of the CLI's own environment (`-e KEY`).
@@ -37,6 +39,16 @@ pub fn create_request(o: &CreateOptions, lookup: Lookup<'_>) -> Result<CreateCon
     let ports = parse_publish_all(&o.publish)?;
     for link in &o.links {
         check_link(link)?;
+    }
+    // The current directory resolves `-v ./data:/x`; asked for only then.
+    let cwd = if o.volumes.is_empty() && o.mounts.is_empty() {
+        std::path::PathBuf::new()
+    } else {
+        std::env::current_dir().context("find the current directory")?
+    };
+    let mounts = parse_all(&o.volumes, &o.mounts, &o.tmpfs, &cwd)?;
+    for v in &o.volumes_from {
+        check_volumes_from(v)?;
     }
     let mut env = Vec::new();
     for path in &o.env_file {
@@ -77,9 +89,9 @@ pub fn create_request(o: &CreateOptions, lookup: Lookup<'_>) -> Result<CreateCon
         publish_all: o.publish_all,
         links: o.links.clone(),
         network_aliases: o.network_aliases.clone(),
-        mounts: Vec::new(),
-        volumes_from: Vec::new(),
-        read_only: false,
+        mounts,
+        volumes_from: o.volumes_from.clone(),
+        read_only: o.read_only,
     })
 }
 

@@ -2,30 +2,22 @@
 //! error, 126/127 from the daemon's `rdock-exit-code`, else the container's
 //! own code).
 
-use std::io::{self, IsTerminal as _, Write as _};
+use std::io::{self, Write as _};
 
 use anyhow::Result;
 use rdock_common::client::Conn;
 use rdock_proto::runtime::v1::runtime_service_client::RuntimeServiceClient;
 use rdock_proto::runtime::v1::{CreateContainerRequest, StartContainerRequest, WaitRequest};
 
-use crate::args::{CreateArgs, CreateOptions, RunArgs, StartArgs};
-use crate::attach::{self, Signals};
+use crate::args::{CreateArgs, RunArgs, StartArgs};
+use crate::attach::{self, check_tty, session_signals, Outcome, Settings};
 use crate::conn::Target;
 use crate::error::{self, engine, Exit};
+use crate::escape::parse_detach_keys;
 use crate::images::ensure_image;
 use crate::options::{create_request, process_env};
 
 type Runtime = RuntimeServiceClient<Conn>;
-
-/// Docker's check before attaching: `-i -t` needs a terminal on stdin.
-/// (Its exit code is 1, as Docker's.)
-fn check_tty(opts: &CreateOptions) -> Result<()> {
-    if opts.interactive && opts.tty && !io::stdin().is_terminal() {
-        return Err(Exit::with_message(1, "the input device is not a TTY").into());
-    }
-    Ok(())
-}
 
 /// Connects to both daemons at once, pulls the image when it is missing
 /// (progress on stderr), creates the container; returns its id.
@@ -47,8 +39,9 @@ async fn create_container(
 
 pub async fn run(target: &Target, args: &RunArgs) -> Result<()> {
     let req = create_request(&args.opts, &process_env).map_err(engine)?;
+    let detach_keys = parse_detach_keys(args.detach_keys.as_deref()).map_err(engine)?;
     if !args.detach {
-        check_tty(&args.opts)?;
+        check_tty(args.opts.interactive, args.opts.tty)?;
     }
     let (mut rt, id) = create_container(target, req).await.map_err(engine)?;
     if args.detach {
@@ -60,20 +53,45 @@ pub async fn run(target: &Target, args: &RunArgs) -> Result<()> {
         out.flush()?;
         return Ok(());
     }
-    attached_start(&mut rt, &id, args.opts.interactive, args.opts.rm).await
+    let attach = Attach {
+        settings: Settings {
+            tty: args.opts.tty,
+            stdin: args.opts.interactive,
+            detach_keys,
+        },
+        sig_proxy: args.sig_proxy,
+        remove: args.opts.rm,
+    };
+    attached_start(&mut rt, &id, attach).await
+}
+
+struct Attach {
+    settings: Settings,
+    /// Forward signals to the container.
+    sig_proxy: bool,
+    /// Wait for the daemon to remove the container (`--rm`) after it exits.
+    remove: bool,
 }
 
 /// Attach, start, copy until the container exits; ends with its exit code.
 /// With `remove` (`run --rm`), returns only once the daemon removed it,
-/// as Docker's CLI does.
-async fn attached_start(rt: &mut Runtime, id: &str, stdin: bool, remove: bool) -> Result<()> {
-    let session = attach::open(rt, id, stdin).await.map_err(engine)?;
-    let signals = Signals::catch().map_err(engine)?;
+/// as Docker's CLI does. A detach ends at once, with 0.
+async fn attached_start(rt: &mut Runtime, id: &str, attach: Attach) -> Result<()> {
+    let Attach {
+        settings,
+        sig_proxy,
+        remove,
+    } = attach;
+    let attached = attach::open(rt, id, settings.stdin).await.map_err(engine)?;
+    let mut signals = session_signals(sig_proxy, settings.tty).map_err(engine)?;
     rt.start_container(StartContainerRequest { id: id.to_string() })
         .await
         .map_err(|s| engine(s.into()))?;
-    let code = session.copy_until_exit(rt, signals).await.map_err(engine)?;
-    if remove {
+    let outcome = attached
+        .copy_until_exit(rt, settings, &mut signals)
+        .await
+        .map_err(engine)?;
+    if remove && matches!(outcome, Outcome::Exit(_)) {
         // Gone already (NotFound) is what we wait for, too.
         let _ = rt
             .wait(WaitRequest {
@@ -82,11 +100,7 @@ async fn attached_start(rt: &mut Runtime, id: &str, stdin: bool, remove: bool) -
             })
             .await;
     }
-    if code == 0 {
-        Ok(())
-    } else {
-        Err(Exit::container(code).into())
-    }
+    outcome.into_result()
 }
 
 pub async fn create(target: &Target, args: &CreateArgs) -> Result<()> {
@@ -101,7 +115,7 @@ pub async fn create(target: &Target, args: &CreateArgs) -> Result<()> {
 /// Starts each container and prints its name as given; an error for one is
 /// printed and the others still start. The exit code is that of the first
 /// failure (the daemon's `rdock-exit-code`, else 125). With `-a`/`-i`, one
-/// container, attached like `run`.
+/// container, attached like `run`, ending with its exit code.
 pub async fn start(target: &Target, args: &StartArgs) -> Result<()> {
     if args.attach || args.interactive {
         if args.containers.len() > 1 {
@@ -111,8 +125,22 @@ pub async fn start(target: &Target, args: &StartArgs) -> Result<()> {
             )
             .into());
         }
+        let detach_keys = parse_detach_keys(args.detach_keys.as_deref()).map_err(engine)?;
         let mut rt = target.runtime().await.map_err(engine)?;
-        return attached_start(&mut rt, &args.containers[0], args.interactive, false).await;
+        let state = attach::inspect_state(&mut rt, &args.containers[0])
+            .await
+            .map_err(engine)?;
+        let attach = Attach {
+            settings: Settings {
+                tty: state.tty,
+                stdin: args.interactive && state.open_stdin,
+                detach_keys,
+            },
+            // Docker's `start` forwards signals only without a tty.
+            sig_proxy: !state.tty,
+            remove: state.auto_remove,
+        };
+        return attached_start(&mut rt, &state.id, attach).await;
     }
     let mut rt = target.runtime().await.map_err(engine)?;
     let mut first_failure = None;

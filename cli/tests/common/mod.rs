@@ -21,10 +21,13 @@ use tonic::{Request, Response, Status, Streaming};
 
 mod net;
 mod runtime;
+mod runtime_more;
 #[allow(unused_imports)]
 pub use net::{MockNet, BRIDGE_NET_ID};
 #[allow(unused_imports)] // mock_daemons uses only the runtime
 pub use runtime::{MockContainer, MockRuntime};
+#[allow(unused_imports)]
+pub use runtime_more::{uid_of, COMMIT_ID};
 
 pub type Events<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -33,6 +36,7 @@ pub const BB_REF: &str = "docker.io/library/busybox:latest";
 
 #[derive(Default)]
 pub struct Seen {
+    pub histories: Vec<String>,
     pub pulled: bool,
     pub traceparent: Vec<String>,
     pub import_header: Option<ImportHeader>,
@@ -261,9 +265,51 @@ impl ImageService for MockImages {
 
     async fn history(
         &self,
-        _: Request<HistoryRequest>,
+        req: Request<HistoryRequest>,
     ) -> Result<Response<HistoryResponse>, Status> {
-        Err(Status::unimplemented("history"))
+        let r = req.into_inner().reference;
+        self.seen.lock().unwrap().histories.push(r.clone());
+        if r != "busybox" {
+            return Err(Status::not_found(format!("no such image: {r}")));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let entry = |id: &str, created: i64, by: &str, size: i64, comment: &str| HistoryEntry {
+            id: id.into(),
+            created,
+            created_by: by.into(),
+            size,
+            comment: comment.into(),
+            empty_layer: size == 0,
+            author: String::new(),
+        };
+        Ok(Response::new(HistoryResponse {
+            entries: vec![
+                entry(
+                    BB_ID,
+                    now - 3 * 3600,
+                    "rdockctl commit -m tweak\tweb",
+                    2048,
+                    "tweak",
+                ),
+                entry(
+                    "<missing>",
+                    now - 2 * 86_400,
+                    "/bin/sh -c #(nop)  CMD [\"sh\"]",
+                    0,
+                    "",
+                ),
+                entry(
+                    "<missing>",
+                    now - 2 * 86_400,
+                    "/bin/sh -c #(nop) ADD file:9b2f5e7c1a3d4b6e8f0a2c4e6b8d0f1a3c5e7b9d in / ",
+                    4_261_550,
+                    "",
+                ),
+            ],
+        }))
     }
 }
 
@@ -332,6 +378,7 @@ async fn start_daemons(with_net: bool) -> Env {
     let (base, img_l, rt_l, net_l) = free_base_port();
     let images = MockImages::default();
     let runtime = MockRuntime::default();
+    runtime.state.lock().unwrap().more.fs_root = Some(dir.path().join("containers"));
     let net = MockNet::default();
 
     let (_, health) = tonic_health::server::health_reporter();

@@ -2,13 +2,20 @@
 //! does when started:
 //! - `echo-both CODE`: stdout "out 1\n", stderr "err 1\n", stdout "out 2\n",
 //!   then exits CODE;
-//! - `cat`: echoes its stdin to stdout until stdin closes, exits 0;
+//! - `cat`: echoes its stdin to stdout until stdin closes, exits 0; an
+//!   attachment that ends without `close_stdin` (a detach) leaves it
+//!   running until killed;
 //! - `sleep`: runs until killed, exits 128 + the signal's number;
 //! - `nosuchcmd`: StartContainer fails with `rdock-exit-code: 127`;
 //! - anything else: exits 0 at once.
 //!
 //! Output of a container started without an attachment is lost, and that is
 //! recorded, so a test can tell that the CLI attached first.
+//!
+//! The newer calls (exec, diff, commit, export, cp, volumes, network
+//! connect) are in `runtime_more.rs`; each container's files live in a real
+//! directory under the environment's temp dir, so `cp` has something to
+//! copy.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,6 +52,9 @@ pub struct MockContainer {
     /// `NetworkSettings.Ports` (JSON) and the PORTS column.
     pub ports_json: String,
     pub ports: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub auto_remove: bool,
     attachment: Option<Attachment>,
     kill_tx: Option<mpsc::UnboundedSender<String>>,
 }
@@ -69,6 +79,9 @@ impl MockContainer {
             exit_code: 0,
             ports_json: "{}".into(),
             ports: String::new(),
+            tty: false,
+            open_stdin: false,
+            auto_remove: false,
             attachment: None,
             kill_tx: None,
         }
@@ -84,11 +97,20 @@ pub struct RtState {
     pub kills: Vec<(String, String)>,
     pub stops: Vec<(String, i32)>,
     pub removed: Vec<(String, bool)>,
+    /// Containers removed with their volumes (`rm -v`).
+    pub removed_volumes: Vec<String>,
+    /// Stdin bytes each container got through attachments, by name.
+    pub stdin_seen: std::collections::HashMap<String, Vec<u8>>,
+    /// Containers whose attachment ended without close_stdin (detached).
+    pub detached: Vec<String>,
+    /// Containers that got close_stdin.
+    pub stdin_closed: Vec<String>,
+    pub more: super::runtime_more::MoreState,
     next_id: u64,
 }
 
 impl RtState {
-    fn find(&mut self, key: &str) -> Option<&mut MockContainer> {
+    pub(crate) fn find(&mut self, key: &str) -> Option<&mut MockContainer> {
         self.containers
             .iter_mut()
             .find(|c| c.name == key || c.id == key || (key.len() >= 4 && c.id.starts_with(key)))
@@ -100,8 +122,12 @@ pub struct MockRuntime {
     pub state: Arc<Mutex<RtState>>,
 }
 
-fn no_such(key: &str) -> Status {
-    Status::not_found(format!("no such container: {key}"))
+/// As the runtime daemon says it: NotFound with `rdock-exit-code: 125`.
+pub(crate) fn no_such(key: &str) -> Status {
+    let mut s = Status::not_found(format!("no such container: {key}"));
+    s.metadata_mut()
+        .insert("rdock-exit-code", "125".parse().unwrap());
+    s
 }
 
 fn now() -> i64 {
@@ -110,7 +136,7 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn signal_number(sig: &str) -> i32 {
+pub(crate) fn signal_number(sig: &str) -> i32 {
     match sig.trim_start_matches("SIG") {
         "INT" | "2" => 2,
         "TERM" | "15" => 15,
@@ -133,19 +159,27 @@ impl MockRuntime {
             .is_some_and(|c| c.state == "running")
     }
 
-    fn exited(&self, id: &str, code: i32) {
+    pub(crate) fn exited(&self, id: &str, code: i32) {
         let mut st = self.state.lock().unwrap();
         if let Some(c) = st.find(id) {
             c.state = "exited".into();
             c.status = format!("Exited ({code}) Less than a second ago");
             c.exit_code = code;
             c.kill_tx = None;
+            // An attachment made while it ran hears of the exit too.
+            if let Some(a) = c.attachment.take() {
+                let _ = a.out.try_send(Ok(AttachOutput {
+                    output: Some(attach_output::Output::ExitCode(code)),
+                }));
+            }
         }
     }
 }
 
 /// What a started container does; returns its exit code.
 async fn behave(
+    me: MockRuntime,
+    name: String,
     cmd: Vec<String>,
     attachment: Option<Attachment>,
     mut kills: mpsc::UnboundedReceiver<String>,
@@ -171,16 +205,48 @@ async fn behave(
             cmd.get(1).and_then(|c| c.parse().ok()).unwrap_or(0)
         }
         Some("cat") => {
+            let mut closed = false;
             if let (Some(input), true) = (input.as_mut(), stdin) {
                 while let Ok(Some(msg)) = input.message().await {
                     match msg.input {
-                        Some(attach_input::Input::Stdin(b)) => send(&out, Stdout(b)).await,
-                        Some(attach_input::Input::CloseStdin(_)) => break,
+                        Some(attach_input::Input::Stdin(b)) => {
+                            me.state
+                                .lock()
+                                .unwrap()
+                                .stdin_seen
+                                .entry(name.clone())
+                                .or_default()
+                                .extend_from_slice(&b);
+                            send(&out, Stdout(b)).await
+                        }
+                        Some(attach_input::Input::CloseStdin(_)) => {
+                            closed = true;
+                            break;
+                        }
+                        Some(attach_input::Input::Resize(size)) => {
+                            me.state.lock().unwrap().more.resizes.push((
+                                name.clone(),
+                                size.width,
+                                size.height,
+                            ))
+                        }
                         _ => {}
                     }
                 }
             }
-            0
+            if closed || !stdin {
+                if closed {
+                    me.state.lock().unwrap().stdin_closed.push(name.clone());
+                }
+                0
+            } else {
+                // Detached: stdin stays open and the process runs on.
+                me.state.lock().unwrap().detached.push(name.clone());
+                match kills.recv().await {
+                    Some(sig) => 128 + signal_number(&sig),
+                    None => 137,
+                }
+            }
         }
         Some("sleep") => match kills.recv().await {
             Some(sig) => 128 + signal_number(&sig),
@@ -238,6 +304,9 @@ impl RuntimeService for MockRuntime {
         let cmd: Vec<&str> = r.cmd.iter().map(String::as_str).collect();
         let mut c = MockContainer::new(&id, &name, &cmd, 0, "created", "Created");
         c.image = r.image.clone();
+        c.tty = r.tty;
+        c.open_stdin = r.open_stdin;
+        c.auto_remove = r.auto_remove;
         // Published as the daemon would: a free host port from 32768 for 0.
         let mut ports = serde_json::Map::new();
         let mut cells = Vec::new();
@@ -277,7 +346,7 @@ impl RuntimeService for MockRuntime {
         req: Request<StartContainerRequest>,
     ) -> Result<Response<StartContainerResponse>, Status> {
         let key = req.into_inner().id;
-        let (id, cmd, attachment, kill_rx) = {
+        let (id, name, cmd, attachment, kill_rx) = {
             let mut st = self.state.lock().unwrap();
             let c = st.find(&key).ok_or_else(|| no_such(&key))?;
             if c.cmd.first().map(String::as_str) == Some("nosuchcmd") {
@@ -292,15 +361,20 @@ impl RuntimeService for MockRuntime {
             c.status = "Up Less than a second".into();
             let (tx, rx) = mpsc::unbounded_channel();
             c.kill_tx = Some(tx);
-            let (id, cmd, attachment) = (c.id.clone(), c.cmd.clone(), c.attachment.take());
+            let (id, name, cmd, attachment) = (
+                c.id.clone(),
+                c.name.clone(),
+                c.cmd.clone(),
+                c.attachment.take(),
+            );
             if attachment.is_none() {
                 st.started_unattached.push(id.clone());
             }
-            (id, cmd, attachment, rx)
+            (id, name, cmd, attachment, rx)
         };
         let me = self.clone();
         tokio::spawn(async move {
-            let code = behave(cmd, attachment, kill_rx).await;
+            let code = behave(me.clone(), name, cmd, attachment, kill_rx).await;
             me.exited(&id, code);
         });
         Ok(Response::new(StartContainerResponse {}))
@@ -396,6 +470,9 @@ impl RuntimeService for MockRuntime {
         }
         let id = c.id.clone();
         st.containers.retain(|c| c.id != id);
+        if r.volumes {
+            st.removed_volumes.push(r.id.clone());
+        }
         st.removed.push((r.id, r.force));
         Ok(Response::new(RemoveContainerResponse {}))
     }
@@ -435,7 +512,7 @@ impl RuntimeService for MockRuntime {
         let c = st.find(&key).ok_or_else(|| no_such(&key))?;
         // Keys deliberately not sorted: the CLI must keep the daemon's order.
         let json = format!(
-            r#"{{"Id":"{id}","Name":"/{name}","State":{{"Status":"{state}","Running":{running},"Pid":4242,"ExitCode":{code}}},"Config":{{"Hostname":"{short}","Cmd":{cmd},"Image":"{image}"}},"NetworkSettings":{{"IPAddress":"10.88.0.2","Ports":{ports}}},"Mounts":[]}}"#,
+            r#"{{"Id":"{id}","Name":"/{name}","State":{{"Status":"{state}","Running":{running},"Pid":4242,"ExitCode":{code}}},"Config":{{"Hostname":"{short}","Cmd":{cmd},"Image":"{image}","Tty":{tty},"OpenStdin":{open_stdin}}},"HostConfig":{{"AutoRemove":{auto_remove}}},"NetworkSettings":{{"IPAddress":"10.88.0.2","Ports":{ports}}},"Mounts":[]}}"#,
             id = c.id,
             name = c.name,
             state = c.state,
@@ -445,6 +522,9 @@ impl RuntimeService for MockRuntime {
             cmd = serde_json::to_string(&c.cmd).unwrap(),
             image = c.image,
             ports = c.ports_json,
+            tty = c.tty,
+            open_stdin = c.open_stdin,
+            auto_remove = c.auto_remove,
         );
         Ok(Response::new(ContainerInfo {
             id: c.id.clone(),
@@ -507,105 +587,108 @@ impl RuntimeService for MockRuntime {
         }))
     }
 
-    async fn resize(&self, _: Request<ResizeRequest>) -> Result<Response<ResizeResponse>, Status> {
-        Err(Status::unimplemented("resize"))
+    async fn resize(
+        &self,
+        req: Request<ResizeRequest>,
+    ) -> Result<Response<ResizeResponse>, Status> {
+        self.do_resize(req.into_inner())
     }
 
-    type ExecStream =
-        std::pin::Pin<Box<dyn futures::Stream<Item = Result<ExecOutput, Status>> + Send>>;
+    type ExecStream = Events<ExecOutput>;
 
     async fn exec(
         &self,
-        _: Request<Streaming<ExecInput>>,
+        req: Request<Streaming<ExecInput>>,
     ) -> Result<Response<Self::ExecStream>, Status> {
-        Err(Status::unimplemented("exec"))
+        self.do_exec(req.into_inner()).await
     }
 
-    async fn diff(&self, _: Request<DiffRequest>) -> Result<Response<DiffResponse>, Status> {
-        Err(Status::unimplemented("diff"))
+    async fn diff(&self, req: Request<DiffRequest>) -> Result<Response<DiffResponse>, Status> {
+        self.do_diff(req.into_inner())
     }
 
-    async fn commit(&self, _: Request<CommitRequest>) -> Result<Response<CommitResponse>, Status> {
-        Err(Status::unimplemented("commit"))
+    async fn commit(
+        &self,
+        req: Request<CommitRequest>,
+    ) -> Result<Response<CommitResponse>, Status> {
+        self.do_commit(req.into_inner())
     }
 
-    type ExportStream =
-        std::pin::Pin<Box<dyn futures::Stream<Item = Result<DataChunk, Status>> + Send>>;
+    type ExportStream = Events<DataChunk>;
 
     async fn export(
         &self,
-        _: Request<ExportRequest>,
+        req: Request<ExportRequest>,
     ) -> Result<Response<Self::ExportStream>, Status> {
-        Err(Status::unimplemented("export"))
+        self.do_export(req.into_inner())
     }
 
-    async fn stat_path(&self, _: Request<StatPathRequest>) -> Result<Response<PathStat>, Status> {
-        Err(Status::unimplemented("stat_path"))
+    async fn stat_path(&self, req: Request<StatPathRequest>) -> Result<Response<PathStat>, Status> {
+        self.do_stat_path(req.into_inner())
     }
 
-    type CopyFromStream =
-        std::pin::Pin<Box<dyn futures::Stream<Item = Result<CopyFromOutput, Status>> + Send>>;
+    type CopyFromStream = Events<CopyFromOutput>;
 
     async fn copy_from(
         &self,
-        _: Request<CopyFromRequest>,
+        req: Request<CopyFromRequest>,
     ) -> Result<Response<Self::CopyFromStream>, Status> {
-        Err(Status::unimplemented("copy_from"))
+        self.do_copy_from(req.into_inner())
     }
 
     async fn copy_to(
         &self,
-        _: Request<Streaming<CopyToInput>>,
+        req: Request<Streaming<CopyToInput>>,
     ) -> Result<Response<CopyToResponse>, Status> {
-        Err(Status::unimplemented("copy_to"))
+        self.do_copy_to(req.into_inner()).await
     }
 
     async fn connect_network(
         &self,
-        _: Request<ConnectNetworkRequest>,
+        req: Request<ConnectNetworkRequest>,
     ) -> Result<Response<ConnectNetworkResponse>, Status> {
-        Err(Status::unimplemented("connect_network"))
+        self.do_connect(req.into_inner())
     }
 
     async fn disconnect_network(
         &self,
-        _: Request<DisconnectNetworkRequest>,
+        req: Request<DisconnectNetworkRequest>,
     ) -> Result<Response<DisconnectNetworkResponse>, Status> {
-        Err(Status::unimplemented("disconnect_network"))
+        self.do_disconnect(req.into_inner())
     }
 
     async fn create_volume(
         &self,
-        _: Request<CreateVolumeRequest>,
+        req: Request<CreateVolumeRequest>,
     ) -> Result<Response<Volume>, Status> {
-        Err(Status::unimplemented("create_volume"))
+        self.do_create_volume(req.into_inner())
     }
 
     async fn list_volumes(
         &self,
         _: Request<ListVolumesRequest>,
     ) -> Result<Response<ListVolumesResponse>, Status> {
-        Err(Status::unimplemented("list_volumes"))
+        self.do_list_volumes()
     }
 
     async fn inspect_volume(
         &self,
-        _: Request<InspectVolumeRequest>,
+        req: Request<InspectVolumeRequest>,
     ) -> Result<Response<Volume>, Status> {
-        Err(Status::unimplemented("inspect_volume"))
+        self.do_inspect_volume(req.into_inner())
     }
 
     async fn remove_volume(
         &self,
-        _: Request<RemoveVolumeRequest>,
+        req: Request<RemoveVolumeRequest>,
     ) -> Result<Response<RemoveVolumeResponse>, Status> {
-        Err(Status::unimplemented("remove_volume"))
+        self.do_remove_volume(req.into_inner())
     }
 
     async fn prune_volumes(
         &self,
-        _: Request<PruneVolumesRequest>,
+        req: Request<PruneVolumesRequest>,
     ) -> Result<Response<PruneVolumesResponse>, Status> {
-        Err(Status::unimplemented("prune_volumes"))
+        self.do_prune_volumes(req.into_inner())
     }
 }

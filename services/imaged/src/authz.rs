@@ -1,5 +1,6 @@
 //! Who may call what on the image daemon. Admins may call everything;
-//! viewers the read calls; the runtime daemon the root filesystem calls.
+//! viewers the read calls (diff and history among them); the runtime daemon
+//! the root filesystem calls, diff, commit and export included.
 
 use rdock_common::authz::{Access, Policy, Rule};
 
@@ -23,6 +24,12 @@ pub const RULES: &[Rule] = &[
     rule!("RemoveImage", Access::Write, &[]),
     rule!("PrepareRootfs", Access::Write, &["runtimed"]),
     rule!("RemoveRootfs", Access::Write, &["runtimed"]),
+    // The runtime daemon proxies `rdockctl diff/commit/export` here.
+    rule!("DiffRootfs", Access::Read, &["runtimed"]),
+    rule!("CommitRootfs", Access::Write, &["runtimed"]),
+    // A container's whole filesystem, secrets and all: not a viewer's read.
+    rule!("ExportRootfs", Access::Write, &["runtimed"]),
+    rule!("History", Access::Read, &[]),
 ];
 
 pub const POLICY: Policy = Policy { rules: RULES };
@@ -57,5 +64,23 @@ mod tests {
         assert!(!POLICY.allows(&runtimed, &m("RemoveImage")));
         assert!(POLICY.allows(&viewer, &m("ListImages")));
         assert!(!POLICY.allows(&viewer, &m("Pull")));
+        for call in ["DiffRootfs", "CommitRootfs", "ExportRootfs"] {
+            assert!(POLICY.allows(&runtimed, &m(call)), "{call}");
+            assert!(!POLICY.allows(&netd, &m(call)), "{call}");
+        }
+        assert!(!POLICY.allows(&runtimed, &m("History")));
+        for call in ["DiffRootfs", "History"] {
+            assert!(POLICY.allows(&viewer, &m(call)), "{call}");
+        }
+        for call in ["CommitRootfs", "ExportRootfs"] {
+            assert!(!POLICY.allows(&viewer, &m(call)), "{call}");
+        }
+        let admin = Identity {
+            name: "admin".into(),
+            role: Role::Admin,
+        };
+        for call in ["DiffRootfs", "CommitRootfs", "ExportRootfs", "History"] {
+            assert!(POLICY.allows(&admin, &m(call)), "{call}");
+        }
     }
 }

@@ -10,6 +10,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+use crate::commit::CommitOptions;
 use crate::error::Error;
 use crate::images::{ImageStore, Progress};
 
@@ -217,31 +218,50 @@ impl ImageService for GrpcImages {
 
     async fn diff_rootfs(
         &self,
-        _: Request<pb::DiffRootfsRequest>,
+        req: Request<pb::DiffRootfsRequest>,
     ) -> Result<Response<pb::DiffRootfsResponse>, Status> {
-        Err(Status::unimplemented("diff_rootfs"))
+        let changes = self
+            .store
+            .diff_rootfs(&req.into_inner().container_id)
+            .await?;
+        Ok(Response::new(pb::DiffRootfsResponse { changes }))
     }
 
     async fn commit_rootfs(
         &self,
-        _: Request<pb::CommitRootfsRequest>,
+        req: Request<pb::CommitRootfsRequest>,
     ) -> Result<Response<pb::Image>, Status> {
-        Err(Status::unimplemented("commit_rootfs"))
+        let r = req.into_inner();
+        let opts = CommitOptions {
+            reference: r.reference,
+            message: r.message,
+            author: r.author,
+            changes: r.changes,
+            container_config_json: r.container_config_json,
+            created_by: r.created_by,
+        };
+        Ok(Response::new(
+            self.store.commit_rootfs(&r.container_id, opts).await?,
+        ))
     }
 
-    type ExportRootfsStream = Pin<Box<dyn Stream<Item = Result<pb::ExportChunk, Status>> + Send>>;
+    type ExportRootfsStream = EventStream<pb::ExportChunk>;
 
     async fn export_rootfs(
         &self,
-        _: Request<pb::ExportRootfsRequest>,
+        req: Request<pb::ExportRootfsRequest>,
     ) -> Result<Response<Self::ExportRootfsStream>, Status> {
-        Err(Status::unimplemented("export_rootfs"))
+        let rx = self.store.export_rootfs(&req.into_inner().container_id)?;
+        let chunks = tokio_stream::wrappers::ReceiverStream::new(rx)
+            .map(|c| c.map(|data| pb::ExportChunk { data }).map_err(Status::from));
+        Ok(Response::new(Box::pin(chunks)))
     }
 
     async fn history(
         &self,
-        _: Request<pb::HistoryRequest>,
+        req: Request<pb::HistoryRequest>,
     ) -> Result<Response<pb::HistoryResponse>, Status> {
-        Err(Status::unimplemented("history"))
+        let entries = self.store.history(&req.into_inner().reference)?;
+        Ok(Response::new(pb::HistoryResponse { entries }))
     }
 }

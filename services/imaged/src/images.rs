@@ -33,6 +33,16 @@ pub enum Progress {
 /// Where progress goes; a closed receiver (client gone) is fine.
 pub type ProgressTx = tokio::sync::mpsc::UnboundedSender<Progress>;
 
+/// Where a container's root filesystem lives.
+pub(crate) struct RootfsLayers {
+    pub image_id: String,
+    pub upper: PathBuf,
+    /// Everything below the upper dir, topmost first.
+    pub lowers: Vec<PathBuf>,
+    /// The image's layers alone, topmost first.
+    pub image: Vec<PathBuf>,
+}
+
 pub struct ImageStore {
     pub(crate) meta: Meta,
     pub(crate) content: ContentStore,
@@ -231,7 +241,25 @@ impl ImageStore {
         Ok((refs, vec![id]))
     }
 
-    /// Creates a container's root filesystem over the image's layers.
+    /// The unpacked layers of an image, topmost first.
+    pub(crate) fn image_layers(&self, id: &str) -> Result<Vec<PathBuf>> {
+        let config = self.content.read(id)?;
+        let info = manifest::config_info(&config)?;
+        let mut lowers = Vec::with_capacity(info.diff_ids.len());
+        for c in chain_ids(&info.diff_ids).iter().rev() {
+            if !self.snapshots.exists(c) {
+                return Err(Error::Conflict(format!(
+                    "image {} is missing layer {c}; pull it again",
+                    short_id(id)
+                )));
+            }
+            lowers.push(self.snapshots.fs(c)?);
+        }
+        Ok(lowers)
+    }
+
+    /// Creates a container's root filesystem over the image's layers: the
+    /// lowerdirs are the container's init layer, then the image's layers.
     pub async fn prepare_rootfs(
         &self,
         container: &str,
@@ -240,17 +268,7 @@ impl ImageStore {
         let _shared = self.gc_lock.read().await;
         let id = self.resolve(image)?;
         let config = self.content.read(&id)?;
-        let info = manifest::config_info(&config)?;
-        let chains = chain_ids(&info.diff_ids);
-        let mut lowerdirs = Vec::with_capacity(chains.len());
-        for c in chains.iter().rev() {
-            if !self.snapshots.exists(c) {
-                return Err(Error::Conflict(format!(
-                    "image {image} is missing layer {c}; pull it again"
-                )));
-            }
-            lowerdirs.push(self.snapshots.fs(c)?.display().to_string());
-        }
+        let image_lowers = self.image_layers(&id)?;
         if let Some(old) = self.meta.rootfs(container)? {
             if old.image_id != id {
                 return Err(Error::Conflict(format!(
@@ -260,6 +278,15 @@ impl ImageStore {
             }
         }
         let (upper, work) = self.snapshots.create_container_dirs(container)?;
+        let init = self.snapshots.init_dir(container)?;
+        if !init.is_dir() {
+            if let Err(e) = crate::initlayer::create(&init, &image_lowers) {
+                if self.meta.rootfs(container)?.is_none() {
+                    let _ = self.snapshots.remove_container_dirs(container);
+                }
+                return Err(e);
+            }
+        }
         let mut b = self.meta.batch()?;
         b.put_rootfs(
             container,
@@ -268,12 +295,43 @@ impl ImageStore {
             },
         )?;
         b.commit()?;
+        let lowerdirs = std::iter::once(&init)
+            .chain(&image_lowers)
+            .map(|p| p.display().to_string())
+            .collect();
         Ok(PrepareRootfsResponse {
             lowerdirs,
             upperdir: upper.display().to_string(),
             workdir: work.display().to_string(),
             image_id: id,
             config_json: String::from_utf8_lossy(&config).into_owned(),
+        })
+    }
+
+    /// A container's upper dir and the layers below it (its init layer, if
+    /// it has one, then its image's), topmost first.
+    pub(crate) fn rootfs_layers(&self, container: &str) -> Result<RootfsLayers> {
+        let (upper, _) = self.snapshots.container_dirs(container)?;
+        let rec = self
+            .meta
+            .rootfs(container)?
+            .ok_or_else(|| Error::NotFound(format!("no such container: {container}")))?;
+        let image = self.image_layers(&rec.image_id)?;
+        if !upper.is_dir() {
+            return Err(Error::Conflict(format!(
+                "the root filesystem of container {container} has no upper dir"
+            )));
+        }
+        let init = self.snapshots.init_dir(container)?;
+        let lowers = std::iter::once(init)
+            .filter(|p| p.is_dir())
+            .chain(image.iter().cloned())
+            .collect();
+        Ok(RootfsLayers {
+            image_id: rec.image_id,
+            upper,
+            lowers,
+            image,
         })
     }
 
@@ -341,6 +399,8 @@ impl ImageStore {
         for c in self.snapshots.container_ids()? {
             if !live.contains(&c) {
                 self.snapshots.remove_container_dirs(&c)?;
+            } else {
+                self.snapshots.remove_partial_init(&c)?;
             }
         }
         Ok(())

@@ -1,8 +1,8 @@
 //! Importing a root filesystem tarball (plain or gzip) as a one-layer image,
 //! like `docker import`.
 
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
@@ -16,41 +16,10 @@ use crate::manifest;
 use crate::meta::{ImageRecord, SnapshotRecord};
 use crate::reference;
 use crate::snapshot::sync_filesystem;
-use crate::store::digest_of;
+use crate::store::{digest_of, HashingWriter, Ingested};
 
 /// Largest tarball accepted.
 const MAX_IMPORT: u64 = 64 << 30;
-
-/// A file in `ingest/` that is removed unless kept.
-struct Ingested {
-    path: PathBuf,
-}
-
-impl Drop for Ingested {
-    fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    written: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
 
 impl ImageStore {
     /// Imports a tarball streamed as `data`, tagging it `name` (if not empty).

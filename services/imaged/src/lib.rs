@@ -1,20 +1,29 @@
 //! The rdock image daemon: registry client, content store, image records and
 //! snapshots, served over gRPC with mutual TLS.
 
+pub mod archive;
 pub mod authz;
+pub mod commit;
 pub mod config;
+pub mod diff;
 pub mod error;
+pub mod export;
 pub mod grpc;
+pub mod history;
 pub mod images;
 pub mod import;
+pub mod initlayer;
 pub mod manifest;
 pub mod meta;
+pub mod overlay;
 pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod snapshot;
 pub mod store;
+#[cfg(test)]
+mod testutil;
 pub mod unpack;
 
 use std::future::Future;

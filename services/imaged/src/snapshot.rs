@@ -1,6 +1,6 @@
 //! Snapshots: unpacked layers by chain id under `snapshots/<hex>/fs`, and
-//! container root filesystems (overlay upper and work dirs) under
-//! `containers/<id>/`.
+//! container root filesystems (overlay upper and work dirs, and the init
+//! layer below them) under `containers/<id>/`.
 //!
 //! A layer is unpacked into `snapshots/tmp-<random>/fs` and renamed to its
 //! chain id once complete; `tmp-*` dirs and dirs without a record are
@@ -153,6 +153,16 @@ impl Snapshots {
         Ok((base.join("upper"), base.join("work")))
     }
 
+    /// The init layer of a container's root filesystem (see `initlayer`).
+    pub fn init_dir(&self, id: &str) -> Result<PathBuf> {
+        if !valid_container_id(id) {
+            return Err(Error::InvalidArgument(format!(
+                "invalid container id {id:?}"
+            )));
+        }
+        Ok(self.containers.join(id).join("init"))
+    }
+
     pub fn create_container_dirs(&self, id: &str) -> Result<(PathBuf, PathBuf)> {
         let (upper, work) = self.container_dirs(id)?;
         for d in [&upper, &work] {
@@ -168,6 +178,31 @@ impl Snapshots {
             )));
         }
         remove_tree(&self.containers.join(id))
+    }
+
+    /// Removes init layers a crash left half made in a container's dir.
+    pub fn remove_partial_init(&self, id: &str) -> Result<()> {
+        let (upper, _) = self.container_dirs(id)?;
+        let Some(dir) = upper.parent() else {
+            return Ok(());
+        };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("list {}", dir.display()),
+                    source: e,
+                })
+            }
+        };
+        for e in entries {
+            let e = e.map_err(io(format!("list {}", dir.display())))?;
+            if e.file_name().to_string_lossy().starts_with("init.tmp-") {
+                remove_tree(&e.path())?;
+            }
+        }
+        Ok(())
     }
 
     /// Container dirs that no record knows (left by a crash between the two).

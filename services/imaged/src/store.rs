@@ -17,6 +17,53 @@ use crate::reference::is_sha256_digest;
 /// Largest manifest or config accepted from a registry or a client.
 pub const MAX_METADATA_BLOB: u64 = 4 << 20;
 
+/// A file in `ingest/` that is removed unless kept (its path taken).
+pub(crate) struct Ingested {
+    pub(crate) path: PathBuf,
+}
+
+impl Drop for Ingested {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Hashes and counts what goes through it.
+pub(crate) struct HashingWriter<W> {
+    pub(crate) inner: W,
+    pub(crate) hasher: Sha256,
+    pub(crate) written: u64,
+}
+
+impl<W> HashingWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
+    }
+
+    /// `sha256:<hex>` of what was written.
+    pub(crate) fn digest(&self) -> String {
+        format!("sha256:{}", hex::encode(self.hasher.clone().finalize()))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ContentStore {
     blobs: PathBuf,

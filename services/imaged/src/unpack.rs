@@ -402,11 +402,11 @@ enum Previous {
 }
 
 /// Where a lookup through the layers found a path.
-struct Found {
+pub(crate) struct Found {
     /// Index into the searched layers.
-    layer: usize,
-    path: PathBuf,
-    meta: fs::Metadata,
+    pub(crate) layer: usize,
+    pub(crate) path: PathBuf,
+    pub(crate) meta: fs::Metadata,
 }
 
 enum BadName {
@@ -899,7 +899,7 @@ fn default_dir_meta() -> DirMeta {
 /// Looks `rel` up through `layers` (topmost first) the way overlayfs would,
 /// never following a symlink: a whiteout or a non-directory parent hides what
 /// is below, an opaque directory hides the layers under it.
-fn lookup(layers: &[&Path], rel: &Path) -> io::Result<Option<Found>> {
+pub(crate) fn lookup(layers: &[&Path], rel: &Path) -> io::Result<Option<Found>> {
     let count = rel.components().count();
     'layers: for (layer, root) in layers.iter().enumerate() {
         let mut path = root.to_path_buf();
@@ -1113,7 +1113,7 @@ fn numeric(parsed: io::Result<u64>, raw: &[u8], what: &str, name: &str) -> Resul
 }
 
 /// The xattrs a layer may carry: file capabilities and user attributes.
-fn keep_xattr(name: &[u8]) -> bool {
+pub(crate) fn keep_xattr(name: &[u8]) -> bool {
     name == CAPABILITY_XATTR || name.starts_with(USER_XATTR_PREFIX)
 }
 

@@ -51,6 +51,16 @@ pub trait Kernel: Send + Sync + 'static {
     /// Sets `lo` up in the namespace at `netns` (network "none").
     fn loopback_up(&self, netns: &Path) -> impl Future<Output = Result<()>> + Send;
 
+    /// Gives the namespace at `netns` a default route via `gateway` on
+    /// `ifname`, unless it has one (after the network that carried it was
+    /// left).
+    fn ensure_default_route(
+        &self,
+        netns: &Path,
+        ifname: &str,
+        gateway: Ipv4Addr,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// Runs an nft script as one transaction.
     fn nft_apply(&self, script: &str) -> impl Future<Output = Result<()>> + Send;
 
@@ -91,6 +101,8 @@ pub mod fake {
         pub scripts: Vec<String>,
         pub fail_veth: bool,
         pub fail_nft: bool,
+        /// Each namespace's default route: (interface, gateway).
+        pub default_routes: BTreeMap<PathBuf, (String, Ipv4Addr)>,
     }
 
     #[derive(Clone, Default)]
@@ -169,7 +181,14 @@ pub mod fake {
 
         async fn remove_link(&self, name: &str) -> Result<bool> {
             let mut s = self.state();
-            Ok(s.veths.remove(name).is_some() || s.bridges.remove(name).is_some())
+            if let Some(v) = s.veths.remove(name) {
+                // The route goes with its interface.
+                if s.default_routes.get(&v.netns).map(|r| &r.0) == Some(&v.ifname) {
+                    s.default_routes.remove(&v.netns);
+                }
+                return Ok(true);
+            }
+            Ok(s.bridges.remove(name).is_some())
         }
 
         async fn link_exists(&self, name: &str) -> Result<bool> {
@@ -192,6 +211,29 @@ pub mod fake {
                 return Err(Error::Conflict(format!("{} exists", v.ifname)));
             }
             s.veths.insert(v.host.clone(), v.clone());
+            s.default_routes
+                .entry(v.netns.clone())
+                .or_insert((v.ifname.clone(), v.gateway));
+            Ok(())
+        }
+
+        async fn ensure_default_route(
+            &self,
+            netns: &Path,
+            ifname: &str,
+            gateway: Ipv4Addr,
+        ) -> Result<()> {
+            let mut s = self.state();
+            if !s
+                .veths
+                .values()
+                .any(|v| v.netns == netns && v.ifname == ifname)
+            {
+                return Err(Error::Internal(format!("{ifname} missing")));
+            }
+            s.default_routes
+                .entry(netns.to_path_buf())
+                .or_insert((ifname.to_string(), gateway));
             Ok(())
         }
 

@@ -84,6 +84,17 @@ async fn set_up(h: &Handle, index: u32, name: &str) -> Result<()> {
         .map_err(nl_err(format!("set {name} up")))
 }
 
+/// A default route via `gateway` on the link `index`; an existing default
+/// route stays (the kernel answers EEXIST).
+async fn add_default_route(h: &Handle, index: u32, gateway: Ipv4Addr) -> Result<()> {
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(gateway)
+        .output_interface(index)
+        .build();
+    or_exists(h.route().add(route).execute().await)
+        .map_err(nl_err(format!("add default route via {gateway}")))
+}
+
 /// A netlink connection inside the namespace at `ns`.
 fn handle_in(ns: &File, path: &Path) -> Result<Handle> {
     let rt = tokio::runtime::Handle::current();
@@ -241,13 +252,22 @@ impl Kernel for Netlink {
         set_up(&inner, inside, &v.ifname).await?;
         // The first network's gateway is the default route; a namespace
         // that has one already (a second network) keeps it.
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
-            .gateway(v.gateway)
-            .output_interface(inside)
-            .build();
-        or_exists(inner.route().add(route).execute().await)
-            .map_err(nl_err(format!("add default route via {}", v.gateway)))?;
-        Ok(())
+        add_default_route(&inner, inside, v.gateway).await
+    }
+
+    async fn ensure_default_route(
+        &self,
+        netns: &Path,
+        ifname: &str,
+        gateway: Ipv4Addr,
+    ) -> Result<()> {
+        let ns = File::open(netns)
+            .map_err(|e| Error::InvalidArgument(format!("open netns {}: {e}", netns.display())))?;
+        let inner = handle_in(&ns, netns)?;
+        let index = index_of(&inner, ifname)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("{ifname} missing in {}", netns.display())))?;
+        add_default_route(&inner, index, gateway).await
     }
 
     async fn loopback_up(&self, netns: &Path) -> Result<()> {

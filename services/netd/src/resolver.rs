@@ -15,9 +15,10 @@ use tokio::task::JoinHandle;
 use crate::dns::{self, Bad};
 use crate::error::{internal, Result};
 
-/// Looks a (lower-case) name up among a network's containers: Some with
-/// their addresses when the name is theirs.
-pub type Lookup = Arc<dyn Fn(&str) -> Option<Vec<Ipv4Addr>> + Send + Sync>;
+/// Looks a (lower-case) name up for the container asking (its address on
+/// the network, when the query came over IPv4): Some with the addresses
+/// when the name is a container's.
+pub type Lookup = Arc<dyn Fn(&str, Option<Ipv4Addr>) -> Option<Vec<Ipv4Addr>> + Send + Sync>;
 
 /// Where queries for other names go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +113,11 @@ async fn serve(sock: Arc<UdpSocket>, lookup: Lookup, upstreams: Upstreams) {
             }
         };
         if q.qclass == dns::CLASS_IN {
-            if let Some(ips) = lookup(&q.name) {
+            let asker = match peer.ip() {
+                std::net::IpAddr::V4(ip) => Some(ip),
+                std::net::IpAddr::V6(_) => None,
+            };
+            if let Some(ips) = lookup(&q.name, asker) {
                 // The name is a container's: A records for A, an empty
                 // answer for other types (no AAAA), never forwarded.
                 let ips = if q.qtype == dns::TYPE_A {
@@ -184,7 +189,7 @@ mod tests {
     use super::*;
 
     fn lookup() -> Lookup {
-        Arc::new(|name: &str| match name {
+        Arc::new(|name: &str, _| match name {
             "web" | "www" => Some(vec![Ipv4Addr::new(10, 1, 0, 2)]),
             _ => None,
         })

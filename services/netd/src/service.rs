@@ -148,6 +148,39 @@ fn answers_to(e: &EndpointRecord, name: &str) -> bool {
         || (name.len() >= 12 && e.container_id.starts_with(name))
 }
 
+/// A name as a network's DNS server answers it: the containers of the
+/// network that answer to it; failing that, those of the asking
+/// container's other networks (as Docker's embedded DNS answers for every
+/// network of the container that asks).
+fn lookup_name(
+    store: &Store,
+    network: &str,
+    q: &str,
+    asker: Option<Ipv4Addr>,
+) -> Option<Vec<Ipv4Addr>> {
+    let own = store.endpoints_of(network).ok()?;
+    let mut ips: Vec<Ipv4Addr> = own
+        .iter()
+        .filter(|e| answers_to(e, q))
+        .map(|e| e.ip)
+        .collect();
+    if ips.is_empty() {
+        let me = own.iter().find(|e| Some(e.ip) == asker)?;
+        let others: Vec<String> = store
+            .endpoints()
+            .ok()?
+            .into_iter()
+            .filter(|e| e.container_id == me.container_id && e.network != network)
+            .map(|e| e.network)
+            .collect();
+        for n in others {
+            let eps = store.endpoints_of(&n).ok()?;
+            ips.extend(eps.iter().filter(|e| answers_to(e, q)).map(|e| e.ip));
+        }
+    }
+    (!ips.is_empty()).then_some(ips)
+}
+
 impl<K: Kernel> Net<K> {
     /// Opens the records, makes sure the default network exists, and
     /// reconciles records with the kernel (see [`Net::reconcile`]).
@@ -320,16 +353,8 @@ impl<K: Kernel> Net<K> {
         }
         let store = self.store.clone();
         let name = n.name.clone();
-        let lookup: resolver::Lookup = Arc::new(move |q: &str| {
-            let ips: Vec<Ipv4Addr> = store
-                .endpoints_of(&name)
-                .ok()?
-                .iter()
-                .filter(|e| answers_to(e, q))
-                .map(|e| e.ip)
-                .collect();
-            (!ips.is_empty()).then_some(ips)
-        });
+        let lookup: resolver::Lookup =
+            Arc::new(move |q: &str, asker| lookup_name(&store, &name, q, asker));
         let upstreams = match &self.cfg.dns_upstream {
             Some(v) => Upstreams::Fixed(v.clone()),
             None => Upstreams::ResolvConf(self.cfg.resolv_conf.clone()),
@@ -635,6 +660,29 @@ impl<K: Kernel> Net<K> {
     /// Undoes an endpoint: rules, veth, port reservations, then the record
     /// and its address. Each step tolerates its part being gone already.
     async fn release(&self, ep: &EndpointRecord) -> Result<()> {
+        self.forget_endpoint(ep).await?;
+        // The address and ports are free now; the veth (unused: its rules
+        // are gone) goes in the background.
+        let (kernel, veth) = (self.kernel.clone(), ep.veth.clone());
+        lock(&self.pending).spawn(async move {
+            if let Err(e) = kernel.remove_link(&veth).await {
+                tracing::warn!(veth = %veth, error = %e, "remove veth");
+            }
+        });
+        Ok(())
+    }
+
+    /// Like [`Net::release`], but the veth is gone when it returns (a
+    /// container that stays on other networks may need a new default
+    /// route once it is).
+    async fn release_now(&self, ep: &EndpointRecord) -> Result<()> {
+        self.forget_endpoint(ep).await?;
+        self.kernel.remove_link(&ep.veth).await?;
+        Ok(())
+    }
+
+    /// Rules, port reservations, the record and its address of an endpoint.
+    async fn forget_endpoint(&self, ep: &EndpointRecord) -> Result<()> {
         // Only endpoints with ports have a chain.
         let listed = if ep.ports.is_empty() {
             None
@@ -649,14 +697,6 @@ impl<K: Kernel> Net<K> {
         lock(&self.held).remove(&key(&ep.network, &ep.container_id));
         let (n, c) = (ep.network.clone(), ep.container_id.clone());
         self.blocking(move |s| s.release(&n, &c)).await?;
-        // The address and ports are free now; the veth (unused: its rules
-        // are gone) goes in the background.
-        let (kernel, veth) = (self.kernel.clone(), ep.veth.clone());
-        lock(&self.pending).spawn(async move {
-            if let Err(e) = kernel.remove_link(&veth).await {
-                tracing::warn!(veth = %veth, error = %e, "remove veth");
-            }
-        });
         Ok(())
     }
 
@@ -682,25 +722,55 @@ impl<K: Kernel> Net<K> {
         let cl = self.container_lock(container);
         let done = {
             let _c = cl.lock().await;
-            let eps: Vec<EndpointRecord> = self
+            let (eps, keeps): (Vec<EndpointRecord>, Vec<EndpointRecord>) = self
                 .store
                 .endpoints()?
                 .into_iter()
                 .filter(|e| e.container_id == container)
-                .filter(|e| only.as_ref().is_none_or(|n| *n == e.network))
-                .collect();
+                .partition(|e| only.as_ref().is_none_or(|n| *n == e.network));
             let mut res = Ok(());
             for ep in &eps {
-                match self.release(ep).await {
+                let released = if keeps.is_empty() {
+                    self.release(ep).await
+                } else {
+                    self.release_now(ep).await
+                };
+                match released {
                     Ok(()) => tracing::info!(network = %ep.network, ip = %ep.ip, "detached"),
                     Err(e) => res = Err(e.context(format!("detach from network {}", ep.network))),
                 }
+            }
+            if !eps.is_empty() {
+                self.keep_default_route(&keeps).await;
             }
             res
         };
         drop(cl);
         self.forget_container_lock(container);
         done
+    }
+
+    /// After a container left one of its networks: if that one carried
+    /// its default route, the first interface it keeps carries it now (as
+    /// Docker moves the gateway to another endpoint).
+    async fn keep_default_route(&self, keeps: &[EndpointRecord]) {
+        let first = keeps.iter().min_by_key(|e| {
+            e.ifname
+                .strip_prefix("eth")
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(u32::MAX)
+        });
+        let Some(ep) = first else { return };
+        if !self.kernel.netns_alive(&ep.netns) {
+            return;
+        }
+        if let Err(e) = self
+            .kernel
+            .ensure_default_route(&ep.netns, &ep.ifname, ep.gateway)
+            .await
+        {
+            tracing::warn!(ifname = %ep.ifname, gateway = %ep.gateway, error = %e, "default route");
+        }
     }
 
     /// Removes everything netd made: every endpoint (veth, rules, lease),
@@ -1181,6 +1251,91 @@ mod tests {
         // Its subnet is free for the next network.
         let c = n.create_network("again", "").await.unwrap();
         assert_eq!(c.subnet, "10.78.0.0/24");
+    }
+
+    #[tokio::test]
+    async fn a_network_dns_answers_for_the_askers_other_networks_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = FakeKernel::default();
+        let n = net(dir.path(), &k).await;
+        n.create_network("front", "").await.unwrap();
+        n.create_network("back", "").await.unwrap();
+        let on = |id: &str, net: &str| pb::AttachRequest {
+            network: net.into(),
+            name: id.into(),
+            ..req(id, &k.netns(id), vec![])
+        };
+        let ip =
+            |r: pb::AttachResponse| -> Ipv4Addr { r.endpoint.unwrap().ip_address.parse().unwrap() };
+        let app_front = ip(n.attach(on("app", "front")).await.unwrap());
+        let app_back = ip(n.attach(on("app", "back")).await.unwrap());
+        let web = ip(n.attach(on("web", "front")).await.unwrap());
+        let db = ip(n.attach(on("db", "back")).await.unwrap());
+        let s = n.store();
+        // Own network first, for anyone.
+        assert_eq!(lookup_name(s, "front", "web", None), Some(vec![web]));
+        assert_eq!(
+            lookup_name(s, "front", "app", Some(web)),
+            Some(vec![app_front])
+        );
+        // app asks front's server for db, which is on back: app is there too.
+        assert_eq!(
+            lookup_name(s, "front", "db", Some(app_front)),
+            Some(vec![db])
+        );
+        // web is not on back: db is not its to know.
+        assert_eq!(lookup_name(s, "front", "db", Some(web)), None);
+        assert_eq!(lookup_name(s, "front", "db", None), None);
+        assert_eq!(
+            lookup_name(s, "back", "web", Some(app_back)),
+            Some(vec![web])
+        );
+        assert_eq!(lookup_name(s, "front", "nosuch", Some(app_front)), None);
+        // Once app left back, db is unknown to it on front.
+        n.detach("app", "back").await.unwrap();
+        assert_eq!(lookup_name(n.store(), "front", "db", Some(app_front)), None);
+    }
+
+    #[tokio::test]
+    async fn leaving_the_network_of_the_default_route_moves_it_to_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = FakeKernel::default();
+        let n = net(dir.path(), &k).await;
+        let front = n.create_network("front", "").await.unwrap();
+        let ns = k.netns("c1");
+        n.attach(req("c1", &ns, vec![])).await.unwrap();
+        n.attach(pb::AttachRequest {
+            network: "front".into(),
+            ..req("c1", &ns, vec![])
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            k.state().default_routes.get(&ns),
+            Some(&("eth0".to_string(), Ipv4Addr::new(10, 77, 0, 1)))
+        );
+        // Leaving front: the route stays on eth0.
+        n.detach("c1", "front").await.unwrap();
+        assert_eq!(k.state().default_routes.get(&ns).unwrap().0, "eth0");
+        n.attach(pb::AttachRequest {
+            network: "front".into(),
+            ..req("c1", &ns, vec![])
+        })
+        .await
+        .unwrap();
+        // Leaving the default network: front's gateway takes over, at once.
+        n.detach("c1", "bridge").await.unwrap();
+        let gw: Ipv4Addr = front.gateway.parse().unwrap();
+        assert_eq!(
+            k.state().default_routes.get(&ns),
+            Some(&("eth1".to_string(), gw))
+        );
+        assert_eq!(k.state().veths.len(), 1);
+        // Leaving everything: nothing to route.
+        n.detach("c1", "").await.unwrap();
+        n.finish_pending().await;
+        assert!(k.state().veths.is_empty());
+        assert!(!k.state().default_routes.contains_key(&ns));
     }
 
     #[test]

@@ -545,6 +545,17 @@ async fn user_networks_are_isolated_and_removable() {
         "{links}"
     );
     assert!(Env::ping(&ns1, &ip(&b1)), "connected to back");
+    // front's DNS server now answers f1 for back's containers too, and
+    // only f1: f2 is not on back.
+    assert_eq!(
+        resolve(&ns1, gw, "ctr-b1"),
+        Some((0, vec![ip(&b1).parse().unwrap()]))
+    );
+    assert_eq!(
+        resolve(&ns2, gw, "ctr-b1"),
+        Some((0, vec![UPSTREAM_ANSWER])),
+        "f2 is not on back"
+    );
     c.detach(pb::DetachRequest {
         container_id: "ctr-f1".into(),
         network: "back".into(),
@@ -609,6 +620,105 @@ async fn user_networks_are_isolated_and_removable() {
         .into_inner()
         .networks;
     assert_eq!(nets.len(), 1);
+}
+
+/// The namespace's default route, as `ip route` shows it.
+fn default_route(ns: &std::path::Path) -> String {
+    run_ok(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &Env::netns_name(ns),
+            "ip",
+            "-4",
+            "route",
+            "show",
+            "default",
+        ],
+    )
+    .trim()
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_the_default_routes_network_keeps_the_container_routed() {
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::new();
+    env.start().await;
+    let mut admin = env.admin().await;
+    let mut c = env.client().await;
+    let side = admin
+        .create_network(pb::CreateNetworkRequest {
+            name: "side".into(),
+            subnet: String::new(),
+        })
+        .await
+        .expect("create side")
+        .into_inner();
+    let ns = env.netns("multi");
+    let peer_ns = env.netns("peer");
+    c.attach(attach_req("ctr-multi", &ns, vec![]))
+        .await
+        .expect("attach bridge");
+    c.attach(pb::AttachRequest {
+        network: "side".into(),
+        ..attach_req("ctr-multi", &ns, vec![])
+    })
+    .await
+    .expect("connect side");
+    let peer = c
+        .attach(pb::AttachRequest {
+            network: "side".into(),
+            ..attach_req("ctr-peer", &peer_ns, vec![])
+        })
+        .await
+        .expect("peer on side")
+        .into_inner();
+    let gw = env.gateway().to_string();
+    let route = default_route(&ns);
+    assert!(
+        route.starts_with(&format!("default via {gw} dev eth0 ")),
+        "the first network keeps the default route: {route}"
+    );
+
+    // Leaving the default network: side's gateway routes now.
+    c.detach(pb::DetachRequest {
+        container_id: "ctr-multi".into(),
+        network: "bridge".into(),
+    })
+    .await
+    .expect("disconnect bridge");
+    let route = default_route(&ns);
+    assert!(
+        route.starts_with(&format!("default via {} dev eth1 ", side.gateway)),
+        "{route}"
+    );
+    let links = run_ok(
+        "ip",
+        &["netns", "exec", &Env::netns_name(&ns), "ip", "-o", "link"],
+    );
+    assert!(!links.contains("eth0") && links.contains("eth1"), "{links}");
+    let peer_ip = peer.endpoint.unwrap().ip_address;
+    assert!(Env::ping(&ns, &peer_ip), "still on side");
+
+    for id in ["ctr-multi", "ctr-peer"] {
+        c.detach(pb::DetachRequest {
+            container_id: id.into(),
+            network: String::new(),
+        })
+        .await
+        .expect("detach");
+    }
+    admin
+        .remove_network(pb::RemoveNetworkRequest {
+            network: "side".into(),
+        })
+        .await
+        .expect("remove side");
+    assert!(!Env::link_exists(&side.bridge));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
 //! Who may call what on the runtime daemon. Admins may call everything;
-//! viewers the read calls (list, inspect, logs, top, wait, version).
+//! viewers the read calls (list, inspect, logs, top, wait, version, diff).
 
 use rdock_common::authz::{Access, Policy, Rule};
 
@@ -20,12 +20,70 @@ pub const RULES: &[Rule] = &[
     rule!("Logs", Access::Read),
     rule!("Top", Access::Read),
     rule!("Wait", Access::Read),
+    rule!("Diff", Access::Read),
     rule!("CreateContainer", Access::Write),
     rule!("StartContainer", Access::Write),
     rule!("Attach", Access::Write),
     rule!("StopContainer", Access::Write),
     rule!("KillContainer", Access::Write),
     rule!("RemoveContainer", Access::Write),
+    rule!("Resize", Access::Write),
+    rule!("Exec", Access::Write),
+    rule!("Commit", Access::Write),
+    rule!("Export", Access::Write),
+    rule!("ConnectNetwork", Access::Write),
+    rule!("DisconnectNetwork", Access::Write),
 ];
 
 pub const POLICY: Policy = Policy { rules: RULES };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdock_common::identity::{Identity, Role};
+
+    const S: &str = "/rdock.runtime.v1.RuntimeService/";
+
+    fn who(name: &str, role: Role) -> Identity {
+        Identity {
+            name: name.into(),
+            role,
+        }
+    }
+
+    #[test]
+    fn viewers_read_admins_do_everything() {
+        let viewer = who("bob", Role::Viewer);
+        let admin = who("admin", Role::Admin);
+        let imaged = who("imaged", Role::Daemon);
+        for m in [
+            "Version",
+            "ListContainers",
+            "InspectContainer",
+            "Logs",
+            "Top",
+            "Wait",
+            "Diff",
+        ] {
+            assert!(POLICY.allows(&viewer, &format!("{S}{m}")), "{m}");
+        }
+        for m in [
+            "CreateContainer",
+            "Attach",
+            "Exec",
+            "Resize",
+            "Commit",
+            "Export",
+            "ConnectNetwork",
+            "DisconnectNetwork",
+            "RemoveContainer",
+        ] {
+            assert!(!POLICY.allows(&viewer, &format!("{S}{m}")), "{m}");
+            assert!(POLICY.allows(&admin, &format!("{S}{m}")), "{m}");
+            assert!(!POLICY.allows(&imaged, &format!("{S}{m}")), "{m}");
+        }
+        for r in RULES {
+            assert!(r.method.starts_with(S), "{}", r.method);
+        }
+    }
+}

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    Container, ContainerConfig, HostConfig, NetworkState, PortBinding, RestartPolicy, RootfsMount,
+    Container, ContainerConfig, HostConfig, NetworkAttachment, NetworkState, PortBinding,
+    RestartPolicy, RootfsMount,
 };
 use crate::runtime::Runtime;
 use crate::{etcfiles, links, mounts, names, spec, users};
@@ -228,6 +229,8 @@ impl Runtime {
                 }
             }
         }
+        let network_name = network.clone();
+        let network_aliases = req.network_aliases.clone();
         let mut c = Container {
             id: id.to_string(),
             name: req.name.clone(),
@@ -267,6 +270,7 @@ impl Runtime {
                 links: req.links,
                 network_aliases: req.network_aliases,
             },
+            networks: Some(vec![NetworkAttachment::new(&network_name, network_aliases)]),
             exposed_ports: img.exposed_ports,
             rootfs: RootfsMount {
                 lowerdirs: prepared.lowerdirs,
@@ -346,37 +350,11 @@ impl Runtime {
         let user = users::resolve(&rootfs, &c.config.user)?;
         let host_net = c.host.network_mode == "host";
         let netns = self.netns(&id);
-        let mut dns_servers = Vec::new();
         if !host_net {
             if !netns.exists() {
                 mounts::create_netns(&netns)?;
             }
-            let attached = self
-                .netd
-                .clone()
-                .attach(AttachRequest {
-                    container_id: id.clone(),
-                    netns_path: netns.display().to_string(),
-                    network: c.host.network_mode.clone(),
-                    ports: c
-                        .host
-                        .port_bindings
-                        .iter()
-                        .map(|p| PortMapping {
-                            host_ip: p.host_ip.clone(),
-                            host_port: p.host_port,
-                            container_port: p.container_port,
-                            protocol: p.protocol.clone(),
-                        })
-                        .collect(),
-                    name: c.name.clone(),
-                    aliases: c.host.network_aliases.clone(),
-                })
-                .await
-                .map_err(|s| self.peer_error("netd", s))?
-                .into_inner();
-            dns_servers = attached.dns_servers;
-            c.net = attached.endpoint.map(network_state).unwrap_or_default();
+            self.attach_networks(c, &netns).await?;
         }
         let mut link_hosts = Vec::new();
         let mut link_env = Vec::new();
@@ -385,9 +363,7 @@ impl Runtime {
             let target = self.store.find(&name).map_err(|_| {
                 Error::InvalidArgument(format!("could not get container for {name}"))
             })?;
-            if target.state.status != crate::model::Status::Running
-                || target.net.ip_address.is_empty()
-            {
+            if target.state.status != crate::model::Status::Running || target.ip().is_empty() {
                 return Err(Error::InvalidArgument(format!(
                     "cannot link to {name}: the container is not running with a network address"
                 )));
@@ -397,7 +373,7 @@ impl Runtime {
                 names.push(target.name.clone());
             }
             names.push(target.config.hostname.clone());
-            link_hosts.push((target.net.ip_address.clone(), names));
+            link_hosts.push((target.ip().to_string(), names));
             link_env.extend(links::env(&alias, &c.name, &target));
         }
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -410,28 +386,21 @@ impl Runtime {
             &self.dir(&id),
             &etcfiles::EtcInput {
                 hostname: &c.config.hostname,
-                ip: &c.net.ip_address,
+                ips: &c.ips(),
                 extra_hosts: link_hosts,
-                dns_servers: &dns_servers,
+                dns_servers: &c.dns_servers(),
                 host_resolv: &host_resolv,
                 host_hosts: host_hosts.as_deref(),
             },
         )?;
-        let mut env = spec::merge_env(&link_env, &c.config.env);
-        env.push(format!("HOSTNAME={}", c.config.hostname));
-        if c.config.tty {
-            env.push("TERM=xterm".into());
-        }
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(format!(
-                "HOME={}",
-                if user.home.is_empty() {
-                    "/"
-                } else {
-                    &user.home
-                }
-            ));
-        }
+        let env = spec::process_env(
+            &link_env,
+            &c.config.env,
+            &c.config.hostname,
+            c.config.tty,
+            &user.home,
+        );
+        c.link_env = link_env;
         let init = if c.host.init {
             Some(init_binary().ok_or_else(|| {
                 Error::Conflict("--init needs tini-static (Debian package tini) on the host".into())
@@ -478,6 +447,7 @@ impl Runtime {
             log_max_size: self.cfg.log_max_size,
             log_max_files: self.cfg.log_max_files,
             stdin: c.config.open_stdin,
+            tty: c.config.tty,
             traceparent: current_traceparent(),
         })
         .await
@@ -488,6 +458,72 @@ impl Runtime {
         })?;
         c.state.pid = launched.init_pid;
         Ok(())
+    }
+
+    /// Joins the container's namespace to each of its networks, in order;
+    /// the first one publishes the ports. Without any network, only the
+    /// loopback comes up.
+    async fn attach_networks(&self, c: &mut Container, netns: &std::path::Path) -> Result<()> {
+        let ports: Vec<PortMapping> = c
+            .host
+            .port_bindings
+            .iter()
+            .map(|p| PortMapping {
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port,
+                container_port: p.container_port,
+                protocol: p.protocol.clone(),
+            })
+            .collect();
+        let name = c.name.clone();
+        let id = c.id.clone();
+        let nets = c.networks_mut();
+        if nets.is_empty() {
+            self.netd_attach(&id, netns, "none", vec![], &name, vec![])
+                .await?;
+        }
+        let mut ports = Some(ports);
+        for a in nets.iter_mut() {
+            let p = if a.network == "none" {
+                vec![]
+            } else {
+                ports.take().unwrap_or_default()
+            };
+            a.state = self
+                .netd_attach(&id, netns, &a.network, p, &name, a.aliases.clone())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One netd `Attach`: the container's state on that network.
+    pub(crate) async fn netd_attach(
+        &self,
+        id: &str,
+        netns: &std::path::Path,
+        network: &str,
+        ports: Vec<PortMapping>,
+        name: &str,
+        aliases: Vec<String>,
+    ) -> Result<NetworkState> {
+        let attached = self
+            .netd
+            .clone()
+            .attach(AttachRequest {
+                container_id: id.to_string(),
+                netns_path: netns.display().to_string(),
+                network: network.to_string(),
+                ports,
+                name: name.to_string(),
+                aliases,
+            })
+            .await
+            .map_err(|s| self.peer_error("netd", s))?
+            .into_inner();
+        Ok(attached
+            .endpoint
+            .map(|ep| network_state(ep, attached.dns_servers))
+            .unwrap_or_default())
     }
 
     /// Undoes [`Runtime::prepare_run`]: no mount, netns or socket is left.
@@ -515,8 +551,10 @@ impl Runtime {
     }
 }
 
-fn network_state(ep: Endpoint) -> NetworkState {
+/// What the network daemon answered to an attach, as recorded.
+fn network_state(ep: Endpoint, dns_servers: Vec<String>) -> NetworkState {
     NetworkState {
+        dns_servers,
         network: ep.network,
         network_id: String::new(),
         ip_address: ep.ip_address,

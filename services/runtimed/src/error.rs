@@ -85,8 +85,8 @@ impl From<Error> for tonic::Status {
             Error::NotFound(_) => (tonic::Code::NotFound, 125),
             Error::Conflict(_) => (tonic::Code::FailedPrecondition, 125),
             Error::AlreadyExists(_) => (tonic::Code::AlreadyExists, 125),
-            Error::CommandNotFound(_) => (tonic::Code::FailedPrecondition, 127),
-            Error::CannotInvoke(_) => (tonic::Code::FailedPrecondition, 126),
+            Error::CommandNotFound(_) => (tonic::Code::NotFound, 127),
+            Error::CannotInvoke(_) => (tonic::Code::PermissionDenied, 126),
             Error::Unavailable(_) => (tonic::Code::Unavailable, 125),
             Error::Internal(_) => (tonic::Code::Internal, 125),
         };

@@ -90,17 +90,14 @@ impl RuntimeService for GrpcRuntime {
         };
         let c = self.rt.find(&start.id)?;
         let mut shim = self.rt.shim(&c.id).await?;
-        let stdin = input.filter_map(|m| {
-            use shimpb::attach_in::Input as I;
-            let msg = match m.ok().and_then(|m| m.input) {
-                Some(pb::attach_input::Input::Stdin(b)) => Some(shimpb::AttachIn {
-                    input: Some(I::Stdin(b)),
-                }),
-                Some(pb::attach_input::Input::CloseStdin(v)) => Some(shimpb::AttachIn {
-                    input: Some(I::CloseStdin(v)),
-                }),
-                _ => None,
-            };
+        // The client's stream ending without close_stdin is a detach: the
+        // shim keeps the container's stdin open for the next attach.
+        let want_stdin = start.stdin;
+        let stdin = input.filter_map(move |m| {
+            let msg = m
+                .ok()
+                .and_then(|m| m.input)
+                .and_then(|i| crate::tty::attach_input(i, want_stdin));
             futures::future::ready(msg)
         });
         let out = shim
@@ -233,41 +230,71 @@ impl RuntimeService for GrpcRuntime {
 
     async fn resize(
         &self,
-        _: Request<pb::ResizeRequest>,
+        r: Request<pb::ResizeRequest>,
     ) -> Result<Response<pb::ResizeResponse>, Status> {
-        Err(Status::unimplemented("resize"))
+        let r = r.into_inner();
+        self.rt.resize(&r.id, r.size.as_ref()).await?;
+        Ok(Response::new(pb::ResizeResponse {}))
     }
 
     type ExecStream = Pin<Box<dyn Stream<Item = Result<pb::ExecOutput, Status>> + Send>>;
 
     async fn exec(
         &self,
-        _: Request<Streaming<pb::ExecInput>>,
+        r: Request<Streaming<pb::ExecInput>>,
     ) -> Result<Response<Self::ExecStream>, Status> {
-        Err(Status::unimplemented("exec"))
+        let mut input = r.into_inner();
+        let start = match input.message().await? {
+            Some(pb::ExecInput {
+                input: Some(pb::exec_input::Input::Start(s)),
+            }) => s,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "exec: the first message must name the container and the command",
+                ))
+            }
+        };
+        let rest: crate::exec::ClientInput =
+            Box::pin(input.filter_map(|m| futures::future::ready(m.ok().and_then(|m| m.input))));
+        let (started, events) = self.rt.exec(start, rest).await?;
+        let first = futures::stream::once(futures::future::ready(Ok(pb::ExecOutput {
+            output: Some(pb::exec_output::Output::Started(started)),
+        })));
+        let out: Self::ExecStream = match events {
+            Some(ev) => Box::pin(first.chain(ev.map(|e| e.map_err(Status::from)))),
+            None => Box::pin(first),
+        };
+        Ok(Response::new(out))
     }
 
     async fn diff(
         &self,
-        _: Request<pb::DiffRequest>,
+        r: Request<pb::DiffRequest>,
     ) -> Result<Response<pb::DiffResponse>, Status> {
-        Err(Status::unimplemented("diff"))
+        let changes = self.rt.diff(&r.into_inner().id).await?;
+        Ok(Response::new(pb::DiffResponse { changes }))
     }
 
     async fn commit(
         &self,
-        _: Request<pb::CommitRequest>,
+        r: Request<pb::CommitRequest>,
     ) -> Result<Response<pb::CommitResponse>, Status> {
-        Err(Status::unimplemented("commit"))
+        let image_id = self.rt.commit(r.into_inner()).await?;
+        Ok(Response::new(pb::CommitResponse { image_id }))
     }
 
     type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::DataChunk, Status>> + Send>>;
 
     async fn export(
         &self,
-        _: Request<pb::ExportRequest>,
+        r: Request<pb::ExportRequest>,
     ) -> Result<Response<Self::ExportStream>, Status> {
-        Err(Status::unimplemented("export"))
+        let tar = self.rt.export(&r.into_inner().id).await?;
+        Ok(Response::new(Box::pin(tar.map(|chunk| {
+            chunk
+                .map(|data| pb::DataChunk { data })
+                .map_err(Status::from)
+        }))))
     }
 
     async fn stat_path(
@@ -295,16 +322,24 @@ impl RuntimeService for GrpcRuntime {
 
     async fn connect_network(
         &self,
-        _: Request<pb::ConnectNetworkRequest>,
+        r: Request<pb::ConnectNetworkRequest>,
     ) -> Result<Response<pb::ConnectNetworkResponse>, Status> {
-        Err(Status::unimplemented("connect_network"))
+        let r = r.into_inner();
+        self.rt
+            .connect_network(&r.id, &r.network, r.aliases)
+            .await?;
+        Ok(Response::new(pb::ConnectNetworkResponse {}))
     }
 
     async fn disconnect_network(
         &self,
-        _: Request<pb::DisconnectNetworkRequest>,
+        r: Request<pb::DisconnectNetworkRequest>,
     ) -> Result<Response<pb::DisconnectNetworkResponse>, Status> {
-        Err(Status::unimplemented("disconnect_network"))
+        let r = r.into_inner();
+        self.rt
+            .disconnect_network(&r.id, &r.network, r.force)
+            .await?;
+        Ok(Response::new(pb::DisconnectNetworkResponse {}))
     }
 
     async fn create_volume(

@@ -62,7 +62,7 @@ pub fn summary(c: &Container, now: DateTime<Utc>) -> ContainerSummary {
         created: parse_time(&c.created).map_or(0, |t| t.timestamp()),
         state: c.state.status.as_str().into(),
         status: status_line(c, now),
-        ports: ports_column(&c.net.ports),
+        ports: ports_column(&c.ports()),
         exit_code: c.state.exit_code,
     }
 }
@@ -116,27 +116,29 @@ fn port_map(bindings: &[PortBinding], exposed: &[String]) -> Value {
 }
 
 fn network_settings(c: &Container) -> Value {
-    let n = &c.net;
     let mut networks = serde_json::Map::new();
-    if !n.ip_address.is_empty() || c.host.network_mode == "none" || c.host.network_mode == "host" {
+    for a in c.networks() {
+        let n = &a.state;
         networks.insert(
-            c.host.network_mode.clone(),
+            a.network.clone(),
             json!({
                 "NetworkID": n.network_id,
                 "IPAddress": n.ip_address,
                 "IPPrefixLen": n.prefix_len,
                 "Gateway": n.gateway,
                 "MacAddress": n.mac_address,
-                "Aliases": n.aliases,
+                "Aliases": if a.aliases.is_empty() { Value::Null } else { json!(a.aliases) },
             }),
         );
     }
+    let none = crate::model::NetworkState::default();
+    let n = c.primary_net().unwrap_or(&none);
     json!({
         "IPAddress": n.ip_address,
         "IPPrefixLen": n.prefix_len,
         "Gateway": n.gateway,
         "MacAddress": n.mac_address,
-        "Ports": port_map(&n.ports, &c.exposed_ports),
+        "Ports": port_map(&c.ports(), &c.exposed_ports),
         "Networks": networks,
     })
 }
@@ -242,5 +244,45 @@ mod tests {
         assert_eq!(v["Path"], "sleep");
         assert_eq!(v["State"]["ExitCode"], 2);
         assert_eq!(v["State"]["Running"], false);
+    }
+
+    #[test]
+    fn every_network_is_shown() {
+        use crate::model::NetworkAttachment;
+        let mut bridge = NetworkAttachment::new("bridge", vec![]);
+        bridge.state.ip_address = "10.0.0.2".into();
+        bridge.state.gateway = "10.0.0.1".into();
+        bridge.state.ports = vec![PortBinding {
+            host_port: 8080,
+            container_port: 80,
+            protocol: "tcp".into(),
+            ..Default::default()
+        }];
+        let mut front = NetworkAttachment::new("front", vec!["api".into()]);
+        front.state.ip_address = "10.1.0.2".into();
+        front.state.mac_address = "02:42:0a:01:00:02".into();
+        let mut c = Container {
+            networks: Some(vec![bridge, front]),
+            ..Default::default()
+        };
+        c.host.network_mode = "bridge".into();
+        let v = inspect(&c, "/r", "/l");
+        let n = &v["NetworkSettings"];
+        assert_eq!(n["IPAddress"], "10.0.0.2");
+        assert_eq!(n["Gateway"], "10.0.0.1");
+        assert_eq!(n["Networks"]["bridge"]["IPAddress"], "10.0.0.2");
+        assert_eq!(n["Networks"]["bridge"]["Aliases"], Value::Null);
+        assert_eq!(n["Networks"]["front"]["IPAddress"], "10.1.0.2");
+        assert_eq!(n["Networks"]["front"]["MacAddress"], "02:42:0a:01:00:02");
+        assert_eq!(n["Networks"]["front"]["Aliases"], json!(["api"]));
+        assert_eq!(n["Ports"]["80/tcp"][0]["HostPort"], "8080");
+        // Stopped: still on both, without addresses.
+        c.clear_network_state();
+        let v = inspect(&c, "/r", "/l");
+        let n = &v["NetworkSettings"];
+        assert_eq!(n["IPAddress"], "");
+        assert_eq!(n["Networks"].as_object().unwrap().len(), 2);
+        assert_eq!(n["Networks"]["front"]["IPAddress"], "");
+        assert_eq!(summary(&c, Utc::now()).ports, "");
     }
 }

@@ -1,10 +1,12 @@
 //! The rdock runtime daemon: containers, their shims, stdio and logs.
 
 pub mod authz;
+pub mod commit;
 pub mod config;
 pub mod create;
 pub mod error;
 pub mod etcfiles;
+pub mod exec;
 pub mod grpc;
 pub mod inspect;
 pub mod lifecycle;
@@ -13,12 +15,13 @@ pub mod logs;
 pub mod model;
 pub mod mounts;
 pub mod names;
+pub mod netconnect;
 pub mod rootpath;
 pub mod runtime;
-
 pub mod spec;
 pub mod store;
 pub mod top;
+pub mod tty;
 pub mod users;
 
 use std::future::Future;

@@ -152,7 +152,7 @@ impl Runtime {
         c.state.status = Status::Exited;
         c.state.exit_code = code;
         c.state.pid = 0;
-        c.net = Default::default();
+        c.clear_network_state();
         c.state.finished_at = now();
         self.store.update(&c)?;
         live.exit.send_replace(Some(code));

@@ -29,7 +29,7 @@ pub fn env(alias: &str, own_name: &str, target: &Container) -> Vec<String> {
             }
         })
         .collect();
-    let ip = &target.net.ip_address;
+    let ip = target.ip();
     let mut out = vec![format!("{prefix}_NAME=/{own_name}/{alias}")];
     let mut ports: Vec<(u32, String)> = target
         .exposed_ports
@@ -72,7 +72,9 @@ mod tests {
         assert_eq!(parse("/db:data").unwrap(), ("db".into(), "data".into()));
         assert!(parse(":x").is_err());
         let mut t = Container::default();
-        t.net.ip_address = "10.123.0.5".into();
+        let mut a = crate::model::NetworkAttachment::new("bridge", vec![]);
+        a.state.ip_address = "10.123.0.5".into();
+        t.networks = Some(vec![a]);
         t.exposed_ports = vec!["80/tcp".into(), "53/udp".into()];
         t.config.env = vec!["PATH=/bin".into(), "MODE=prod".into()];
         let e = env("web-1", "client", &t);

@@ -5,10 +5,10 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
-    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
-    UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
+    Process, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 
 use crate::error::{Error, Result};
@@ -35,6 +35,52 @@ const CAPABILITIES: [Capability; 14] = [
     Capability::SysChroot,
     Capability::Kill,
     Capability::AuditWrite,
+];
+
+/// Every capability, for `exec --privileged` (the OCI runtime skips the
+/// ones the kernel does not know).
+const ALL_CAPABILITIES: [Capability; 41] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::DacReadSearch,
+    Capability::Fowner,
+    Capability::Fsetid,
+    Capability::Kill,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setpcap,
+    Capability::LinuxImmutable,
+    Capability::NetBindService,
+    Capability::NetBroadcast,
+    Capability::NetAdmin,
+    Capability::NetRaw,
+    Capability::IpcLock,
+    Capability::IpcOwner,
+    Capability::SysModule,
+    Capability::SysRawio,
+    Capability::SysChroot,
+    Capability::SysPtrace,
+    Capability::SysPacct,
+    Capability::SysAdmin,
+    Capability::SysBoot,
+    Capability::SysNice,
+    Capability::SysResource,
+    Capability::SysTime,
+    Capability::SysTtyConfig,
+    Capability::Mknod,
+    Capability::Lease,
+    Capability::AuditWrite,
+    Capability::AuditControl,
+    Capability::Setfcap,
+    Capability::MacOverride,
+    Capability::MacAdmin,
+    Capability::Syslog,
+    Capability::WakeAlarm,
+    Capability::BlockSuspend,
+    Capability::AuditRead,
+    Capability::Perfmon,
+    Capability::Bpf,
+    Capability::CheckpointRestore,
 ];
 
 /// Everything the bundle is made of.
@@ -78,6 +124,101 @@ pub fn merge_env(base: &[String], extra: &[String]) -> Vec<String> {
     out
 }
 
+/// A process's environment, as Docker builds it: the links' variables,
+/// then the container's (later wins), `HOSTNAME`, `TERM=xterm` with a
+/// terminal unless set, and `HOME` from the user's passwd entry unless set.
+pub fn process_env(
+    link_env: &[String],
+    env: &[String],
+    hostname: &str,
+    tty: bool,
+    home: &str,
+) -> Vec<String> {
+    let mut out = merge_env(link_env, env);
+    let has = |out: &[String], key: &str| out.iter().any(|e| e.split('=').next() == Some(key));
+    if !has(&out, "HOSTNAME") {
+        out.push(format!("HOSTNAME={hostname}"));
+    }
+    if tty && !has(&out, "TERM") {
+        out.push("TERM=xterm".into());
+    }
+    if !has(&out, "HOME") {
+        out.push(format!("HOME={}", if home.is_empty() { "/" } else { home }));
+    }
+    out
+}
+
+/// The capability sets of a container's processes: Docker's default set,
+/// or every capability when privileged.
+fn capabilities(privileged: bool) -> Result<LinuxCapabilities> {
+    let caps: HashSet<Capability> = if privileged {
+        ALL_CAPABILITIES.into_iter().collect()
+    } else {
+        CAPABILITIES.into_iter().collect()
+    };
+    LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()
+        .map_err(bad)
+}
+
+/// Open files up to the host's hard limit (never above it: see DESIGN §9).
+fn rlimits(nofile_hard: u64) -> Result<Vec<PosixRlimit>> {
+    let nofile = nofile_hard.min(1 << 20);
+    Ok(vec![PosixRlimitBuilder::default()
+        .typ(PosixRlimitType::RlimitNofile)
+        .hard(nofile)
+        .soft(nofile)
+        .build()
+        .map_err(bad)?])
+}
+
+/// What a process started in a running container (`exec`) is made of.
+#[derive(Debug, Clone, Default)]
+pub struct ExecInput {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub tty: bool,
+    pub privileged: bool,
+    pub nofile_hard: u64,
+}
+
+/// The OCI `process` of an exec: the container's capabilities (all of them
+/// when privileged), rlimits and no_new_privileges, with its own command,
+/// environment, directory, user and terminal.
+pub fn exec_process(input: &ExecInput) -> Result<Process> {
+    if input.args.is_empty() {
+        return Err(Error::InvalidArgument("no exec command specified".into()));
+    }
+    let user = UserBuilder::default()
+        .uid(input.uid)
+        .gid(input.gid)
+        .additional_gids(input.additional_gids.clone())
+        .build()
+        .map_err(bad)?;
+    ProcessBuilder::default()
+        .terminal(input.tty)
+        .user(user)
+        .args(input.args.clone())
+        .env(input.env.clone())
+        .cwd(if input.cwd.is_empty() {
+            "/"
+        } else {
+            &input.cwd
+        })
+        .capabilities(capabilities(input.privileged)?)
+        .rlimits(rlimits(input.nofile_hard)?)
+        .no_new_privileges(false)
+        .build()
+        .map_err(bad)
+}
+
 fn bad(e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("build config.json: {e}"))
 }
@@ -104,20 +245,6 @@ pub fn build(input: &SpecInput) -> Result<Spec> {
     if input.init.is_some() {
         args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
     }
-    let caps: HashSet<Capability> = CAPABILITIES.into_iter().collect();
-    let capabilities = LinuxCapabilitiesBuilder::default()
-        .bounding(caps.clone())
-        .effective(caps.clone())
-        .permitted(caps)
-        .build()
-        .map_err(bad)?;
-    let nofile = input.nofile_hard.min(1 << 20);
-    let rlimits = vec![PosixRlimitBuilder::default()
-        .typ(PosixRlimitType::RlimitNofile)
-        .hard(nofile)
-        .soft(nofile)
-        .build()
-        .map_err(bad)?];
     let user = UserBuilder::default()
         .uid(input.uid)
         .gid(input.gid)
@@ -134,8 +261,8 @@ pub fn build(input: &SpecInput) -> Result<Spec> {
         } else {
             &input.cwd
         })
-        .capabilities(capabilities)
-        .rlimits(rlimits)
+        .capabilities(capabilities(false)?)
+        .rlimits(rlimits(input.nofile_hard)?)
         .no_new_privileges(false)
         .build()
         .map_err(bad)?;
@@ -265,6 +392,115 @@ mod tests {
             .iter()
             .any(|n| n["type"] == "network" && n["path"] == "/run/rdock/netns/x"));
         assert_eq!(v["root"]["path"], "/b/rootfs");
+    }
+
+    #[test]
+    fn process_env_like_docker() {
+        let env = process_env(
+            &["DB_PORT=tcp://10.0.0.3:5432".into()],
+            &["PATH=/bin".into(), "DB_PORT=mine".into()],
+            "abc",
+            true,
+            "/root",
+        );
+        assert_eq!(
+            env,
+            [
+                "PATH=/bin",
+                "DB_PORT=mine",
+                "HOSTNAME=abc",
+                "TERM=xterm",
+                "HOME=/root"
+            ]
+        );
+        // Set by the user: kept, not repeated.
+        let env = process_env(
+            &[],
+            &["TERM=vt100".into(), "HOME=/x".into()],
+            "abc",
+            true,
+            "",
+        );
+        assert_eq!(env.iter().filter(|e| e.starts_with("TERM=")).count(), 1);
+        assert!(env.contains(&"TERM=vt100".to_string()));
+        assert!(env.contains(&"HOME=/x".to_string()));
+        let env = process_env(&[], &[], "abc", false, "");
+        assert!(!env.iter().any(|e| e.starts_with("TERM=")));
+        assert!(env.contains(&"HOME=/".to_string()));
+    }
+
+    #[test]
+    fn a_tty_container_has_a_terminal() {
+        let mut i = input();
+        i.tty = true;
+        let v = serde_json::to_value(build(&i).unwrap()).unwrap();
+        assert_eq!(v["process"]["terminal"], true);
+        let v = serde_json::to_value(build(&input()).unwrap()).unwrap();
+        assert_eq!(v["process"]["terminal"], false);
+    }
+
+    #[test]
+    fn exec_process_json() {
+        let e = ExecInput {
+            args: vec!["sh".into(), "-c".into(), "id".into()],
+            env: vec!["PATH=/bin".into(), "TERM=xterm".into()],
+            cwd: "/srv".into(),
+            uid: 33,
+            gid: 33,
+            additional_gids: vec![50],
+            tty: true,
+            privileged: false,
+            nofile_hard: 20_000,
+        };
+        let v = serde_json::to_value(exec_process(&e).unwrap()).unwrap();
+        assert_eq!(v["args"], serde_json::json!(["sh", "-c", "id"]));
+        assert_eq!(v["env"], serde_json::json!(["PATH=/bin", "TERM=xterm"]));
+        assert_eq!(v["cwd"], "/srv");
+        assert_eq!(v["terminal"], true);
+        assert_eq!(v["user"]["uid"], 33);
+        assert_eq!(v["user"]["gid"], 33);
+        assert_eq!(v["user"]["additionalGids"], serde_json::json!([50]));
+        assert_eq!(v["rlimits"][0]["type"], "RLIMIT_NOFILE");
+        assert_eq!(v["rlimits"][0]["hard"], 20_000);
+        assert_eq!(v["noNewPrivileges"], false);
+        let caps = |v: &serde_json::Value| {
+            let mut c: Vec<String> = v["capabilities"]["bounding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+                .collect();
+            c.sort();
+            c
+        };
+        // The same capabilities as the container's own process.
+        let own = serde_json::to_value(build(&input()).unwrap()).unwrap();
+        assert_eq!(caps(&v), caps(&own["process"]));
+        assert_eq!(caps(&v).len(), 14);
+        assert!(!caps(&v).contains(&"CAP_SYS_ADMIN".to_string()));
+        let p = serde_json::to_value(
+            exec_process(&ExecInput {
+                privileged: true,
+                ..e.clone()
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(caps(&p).len(), 41);
+        assert!(caps(&p).contains(&"CAP_SYS_ADMIN".to_string()));
+        assert_eq!(p["capabilities"]["effective"].as_array().unwrap().len(), 41);
+        // No cwd: the root; no command: refused.
+        let v = serde_json::to_value(
+            exec_process(&ExecInput {
+                cwd: String::new(),
+                ..e.clone()
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(v["cwd"], "/");
+        let err = exec_process(&ExecInput { args: vec![], ..e }).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
     }
 
     #[test]

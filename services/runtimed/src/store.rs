@@ -20,8 +20,12 @@ fn enc(c: &Container) -> Result<Vec<u8>> {
     serde_json::to_vec(c).map_err(|e| Error::Internal(format!("encode container: {e}")))
 }
 
+/// Decodes a record, bringing one written by an older daemon up to date.
 fn dec(b: &[u8]) -> Result<Container> {
-    serde_json::from_slice(b).map_err(|e| Error::Internal(format!("decode container: {e}")))
+    let mut c: Container =
+        serde_json::from_slice(b).map_err(|e| Error::Internal(format!("decode container: {e}")))?;
+    c.migrate();
+    Ok(c)
 }
 
 impl Store {

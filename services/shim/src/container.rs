@@ -1,7 +1,8 @@
-//! The one container a shim runs: its lifecycle (created → running →
-//! exited), the handling of its exit, and the operations the gRPC adapter
-//! (`server.rs`) exposes.
+//! The one container a shim runs: its lifecycle (created → running ⇄
+//! paused → exited), the handling of its exit, and the operations the gRPC
+//! adapter (`server.rs`) exposes.
 
+use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,28 +10,33 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use nix::errno::Errno;
-use tokio::io::AsyncWriteExt;
-use tokio::net::unix::pipe;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
+use super::console::{Pty, WindowSize};
+use super::exec::{ExecEvent, ExecHandle, ExecRequest};
 use super::exit::{rfc3339, ExitRecord};
 use super::logfile::Stream;
 use super::reaper::{ExitWaiter, Reaper};
 use super::runc::Runtime;
-use super::stdio::{Event, Output};
+use super::stdio::{Event, Input, Output};
 use super::Error;
 
 /// How long output may take to drain after the container's init exited.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an exited shim waits for `Shutdown` before it leaves anyway.
 pub const LINGER: Duration = Duration::from_secs(30);
+/// Output chunks queued for an exec's client before its process waits.
+const EXEC_EVENTS: usize = 32;
 
 /// Lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Created,
     Running,
+    /// Every process frozen (`runtime pause`).
+    Paused,
     Exited,
 }
 
@@ -39,9 +45,19 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Exited => "exited",
         }
     }
+}
+
+/// The container's stdio as the shim holds it.
+pub enum Io {
+    /// Pipes: the write end of its stdin pipe, when it has one (the read
+    /// ends of its output are the pumps').
+    Pipes { stdin: Option<OwnedFd> },
+    /// A terminal: its master, and whether clients may type into it.
+    Pty { pty: Arc<Pty>, stdin: bool },
 }
 
 /// How and when the container ended.
@@ -76,7 +92,13 @@ pub struct Container {
     runtime: Runtime,
     reaper: Arc<Reaper>,
     output: Arc<Output>,
-    stdin: tokio::sync::Mutex<Option<pipe::Sender>>,
+    stdin: tokio::sync::Mutex<Option<Input>>,
+    /// The terminal, held for the container's whole life.
+    pty: Option<Arc<Pty>>,
+    /// Ids of the exec processes running.
+    execs: Mutex<HashSet<String>>,
+    /// Serializes pause and resume.
+    freezer: tokio::sync::Mutex<()>,
     state: Mutex<State>,
     exited_tx: watch::Sender<Option<Exited>>,
     shutdown_tx: watch::Sender<bool>,
@@ -91,15 +113,21 @@ impl Container {
         runtime: Runtime,
         reaper: Arc<Reaper>,
         output: Arc<Output>,
-        stdin: Option<OwnedFd>,
+        io: Io,
     ) -> Arc<Container> {
-        let stdin = stdin.and_then(|fd| match pipe::Sender::from_owned_fd(fd) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "container stdin unusable");
-                None
+        let (stdin, pty) = match io {
+            Io::Pipes { stdin } => {
+                let stdin = stdin.and_then(|fd| match Input::pipe(fd) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "container stdin unusable");
+                        None
+                    }
+                });
+                (stdin, None)
             }
-        });
+            Io::Pty { pty, stdin } => (stdin.then(|| Input::Pty(pty.clone())), Some(pty)),
+        };
         Arc::new(Container {
             id: id.to_string(),
             init_pid,
@@ -108,6 +136,9 @@ impl Container {
             reaper,
             output,
             stdin: tokio::sync::Mutex::new(stdin),
+            pty,
+            execs: Mutex::new(HashSet::new()),
+            freezer: tokio::sync::Mutex::new(()),
             state: Mutex::new(State {
                 status: Status::Created,
                 starting: false,
@@ -138,7 +169,7 @@ impl Container {
                     // (and be recorded) before that call returns.
                     st.started_at = Some(Utc::now());
                 }
-                Status::Created | Status::Running => {
+                Status::Created | Status::Running | Status::Paused => {
                     return Err(Error::FailedPrecondition(format!(
                         "container {} is already started",
                         self.id
@@ -205,6 +236,13 @@ impl Container {
         if self.state().status == Status::Exited {
             return Ok(());
         }
+        if self.state().status == Status::Paused {
+            return self.kill_paused(signal, all).await;
+        }
+        self.signal(signal, all).await
+    }
+
+    async fn signal(&self, signal: i32, all: bool) -> Result<(), Error> {
         if all {
             match self.runtime.kill(&self.reaper, signal, true).await {
                 Err(_) if self.state().status == Status::Exited => Ok(()),
@@ -221,6 +259,161 @@ impl Container {
                 )),
             }
         }
+    }
+
+    /// Signals a paused container. Frozen processes act on a signal only
+    /// once thawed: SIGKILL thaws the container so that it dies, as Docker
+    /// does; other signals wait for `Resume`. The runtime's `kill --all`
+    /// thaws the container to signal it, so it is frozen again after.
+    async fn kill_paused(&self, signal: i32, all: bool) -> Result<(), Error> {
+        let _freezer = self.freezer.lock().await;
+        if self.state().status != Status::Paused {
+            drop(_freezer);
+            return self.signal(signal, all).await;
+        }
+        self.signal(signal, all).await?;
+        if signal == nix::libc::SIGKILL {
+            match self.runtime.resume(&self.reaper).await {
+                Ok(()) => self.set_paused(false),
+                Err(e) => tracing::warn!(error = %e, "resume after SIGKILL"),
+            }
+        } else if all {
+            if let Err(e) = self.runtime.pause(&self.reaper).await {
+                tracing::warn!(error = %e, "pause again after kill --all");
+                self.set_paused(false);
+            }
+        }
+        Ok(())
+    }
+
+    fn set_paused(&self, paused: bool) {
+        let mut st = self.state();
+        match (st.status, paused) {
+            (Status::Running, true) => st.status = Status::Paused,
+            (Status::Paused, false) => st.status = Status::Running,
+            _ => {}
+        }
+    }
+
+    /// Freezes every process of the container (`runtime pause`).
+    pub async fn pause(&self) -> Result<(), Error> {
+        let _freezer = self.freezer.lock().await;
+        match self.state().status {
+            Status::Running => {}
+            Status::Paused => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {} is already paused",
+                    self.id
+                )))
+            }
+            Status::Created | Status::Exited => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {} is not running",
+                    self.id
+                )))
+            }
+        }
+        match self.runtime.pause(&self.reaper).await {
+            Ok(()) => {
+                self.set_paused(true);
+                tracing::info!("container paused");
+                Ok(())
+            }
+            Err(_) if self.state().status == Status::Exited => Err(Error::FailedPrecondition(
+                format!("container {} is not running", self.id),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Thaws a paused container (`runtime resume`).
+    pub async fn resume(&self) -> Result<(), Error> {
+        let _freezer = self.freezer.lock().await;
+        if self.state().status != Status::Paused {
+            return Err(Error::FailedPrecondition(format!(
+                "container {} is not paused",
+                self.id
+            )));
+        }
+        self.runtime.resume(&self.reaper).await?;
+        self.set_paused(false);
+        tracing::info!("container resumed");
+        Ok(())
+    }
+
+    /// Sets the size of the container's terminal; without one there is
+    /// nothing to do (as with Docker).
+    pub fn resize(&self, size: WindowSize) -> Result<(), Error> {
+        match &self.pty {
+            Some(p) if self.state().status != Status::Exited => p
+                .resize(size)
+                .map_err(|e| Error::io("resize the container's terminal", e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts a second process in the running container. Returns its handle
+    /// (pid, input, terminal) and its output, which ends with its exit code.
+    pub async fn exec(
+        self: &Arc<Self>,
+        req: ExecRequest,
+        span: tracing::Span,
+    ) -> Result<(Arc<ExecHandle>, mpsc::Receiver<ExecEvent>), Error> {
+        match self.state().status {
+            Status::Running => {}
+            Status::Paused => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {} is paused, unpause the container before exec",
+                    self.id
+                )))
+            }
+            Status::Created | Status::Exited => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {} is not running",
+                    self.id
+                )))
+            }
+        }
+        let exec_id = req.exec_id.clone();
+        if !self.execs().insert(exec_id.clone()) {
+            return Err(Error::AlreadyExists(format!(
+                "exec {exec_id} is already running in container {}",
+                self.id
+            )));
+        }
+        let started =
+            match super::exec::start(&self.runtime, &self.reaper, &self.state_dir, &req).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.execs().remove(&exec_id);
+                    // The container may have exited meanwhile.
+                    return Err(match (&e, self.state().status) {
+                        (Error::Runtime { .. }, Status::Exited) => Error::FailedPrecondition(
+                            format!("container {} is not running", self.id),
+                        ),
+                        _ => e,
+                    });
+                }
+            };
+        let handle = started.handle.clone();
+        let pid = handle.pid;
+        tracing::info!(exec_id = %exec_id, pid, terminal = req.terminal(), "exec started");
+        let (tx, rx) = mpsc::channel(EXEC_EVENTS);
+        let c = self.clone();
+        let s = span.clone();
+        tokio::spawn(
+            async move {
+                let code = started.run(tx, s).await;
+                tracing::info!(exec_id = %exec_id, pid, code, "exec exited");
+                c.execs().remove(&exec_id);
+            }
+            .instrument(span),
+        );
+        Ok((handle, rx))
+    }
+
+    fn execs(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.execs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A client attaching now: the exit when the container is gone already,
@@ -264,7 +457,7 @@ impl Container {
             (st.status, st.starting)
         };
         match status {
-            Status::Running => {
+            Status::Running | Status::Paused => {
                 return Err(Error::FailedPrecondition(format!(
                     "container {} is running: stop it before shutting its shim down",
                     self.id

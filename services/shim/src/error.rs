@@ -12,6 +12,15 @@ pub enum Error {
     /// A bad argument from the caller.
     #[error("{0}")]
     InvalidArgument(String),
+    /// What was asked for does not exist (an exec's command).
+    #[error("{0}")]
+    NotFound(String),
+    /// It exists but cannot be used (an exec's command cannot be run).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A name in use (an exec id).
+    #[error("{0}")]
+    AlreadyExists(String),
     /// The OCI runtime failed; `message` is its own last error.
     #[error("{op}: {message}")]
     Runtime { op: String, message: String },
@@ -45,6 +54,9 @@ impl From<Error> for tonic::Status {
         match e {
             Error::FailedPrecondition(_) => tonic::Status::failed_precondition(msg),
             Error::InvalidArgument(_) => tonic::Status::invalid_argument(msg),
+            Error::NotFound(_) => tonic::Status::not_found(msg),
+            Error::PermissionDenied(_) => tonic::Status::permission_denied(msg),
+            Error::AlreadyExists(_) => tonic::Status::already_exists(msg),
             Error::Connect { .. } => tonic::Status::unavailable(msg),
             Error::Runtime { .. } | Error::Io { .. } => tonic::Status::internal(msg),
         }

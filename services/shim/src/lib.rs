@@ -5,16 +5,21 @@
 //!   flags and reads its one-line report: the container is created, or why
 //!   not ([`LaunchError`], with Docker's exit code).
 //! - [`client::connect`] opens the Shim API on the shim's Unix socket.
-//! - [`process::main`] is the shim itself: `runc create`, stdio pipes, the
-//!   json-file log with rotation, one reaper for all children, `exit.json`,
-//!   and the Shim API on a current-thread runtime.
+//! - [`process::main`] is the shim itself: `runc create`, stdio pipes or the
+//!   pty master ([`console`]), the json-file log with rotation, one reaper
+//!   for all children, `exit.json`, exec processes ([`exec`]), and the Shim
+//!   API on a current-thread runtime.
 //!
 //! Files in the state dir: `shim.log` (the shim's own log), `runc.log` (the
-//! runtime's JSON log), `init.pid`, `exit.json` ([`exit::ExitRecord`]).
+//! runtime's JSON log), `init.pid`, `exit.json` ([`exit::ExitRecord`]);
+//! while they are being started, `console.sock` (a container with a
+//! terminal) and `exec-ID.{json,pid,sock}` (an exec).
 
 pub mod client;
+pub mod console;
 pub mod container;
 mod error;
+pub mod exec;
 pub mod exit;
 pub mod handshake;
 pub mod launch;

@@ -36,6 +36,10 @@ pub struct LaunchOptions {
     pub log_max_files: u32,
     /// Give the container a stdin pipe that Attach writes to (else /dev/null).
     pub stdin: bool,
+    /// The container has a terminal (`process.terminal` is true in its
+    /// `config.json`): the shim receives the pty master from the runtime
+    /// (`--console-socket`) and holds it instead of stdio pipes.
+    pub tty: bool,
     /// W3C trace context of the caller, continued by the shim's spans.
     pub traceparent: Option<String>,
 }
@@ -63,6 +67,7 @@ Usage: rdock-shim --id ID --bundle DIR --state-dir DIR --runtime-root DIR
   --log-max-size BYTES   rotate before this size, 0 = never [default: 10485760]
   --log-max-files N      files kept, the live one included [default: 3]
   --stdin                give the container a stdin pipe for Attach
+  --tty                  the container has a terminal (process.terminal)
   --traceparent TP       W3C trace context to continue
   -h, --help             this text
   -V, --version          the version
@@ -99,6 +104,9 @@ impl LaunchOptions {
         if self.stdin {
             a.push("--stdin".into());
         }
+        if self.tty {
+            a.push("--tty".into());
+        }
         a
     }
 
@@ -115,6 +123,7 @@ impl LaunchOptions {
         let mut log_max_size: Option<u64> = None;
         let mut log_max_files: Option<u32> = None;
         let mut stdin = false;
+        let mut tty = false;
         let mut traceparent = None;
 
         let mut it = args.into_iter();
@@ -132,6 +141,10 @@ impl LaunchOptions {
                 "-V" | "--version" => return Ok(Parsed::Version),
                 "--stdin" if inline.is_none() => {
                     stdin = true;
+                    continue;
+                }
+                "--tty" if inline.is_none() => {
+                    tty = true;
                     continue;
                 }
                 _ => {}
@@ -174,6 +187,7 @@ impl LaunchOptions {
             log_max_size: log_max_size.unwrap_or(DEFAULT_LOG_MAX_SIZE),
             log_max_files: log_max_files.unwrap_or(DEFAULT_LOG_MAX_FILES),
             stdin,
+            tty,
             traceparent,
         })))
     }
@@ -214,6 +228,7 @@ mod tests {
             log_max_size: 1234,
             log_max_files: 5,
             stdin: true,
+            tty: true,
             traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
         }
     }
@@ -231,6 +246,7 @@ mod tests {
         );
         let o = LaunchOptions {
             stdin: false,
+            tty: false,
             traceparent: None,
             ..o
         };
@@ -260,6 +276,7 @@ mod tests {
         assert_eq!(o.log_max_size, DEFAULT_LOG_MAX_SIZE);
         assert_eq!(o.log_max_files, DEFAULT_LOG_MAX_FILES);
         assert!(!o.stdin);
+        assert!(!o.tty);
 
         assert_eq!(parse(&["--help"]), Ok(Parsed::Help));
         assert_eq!(parse(&["-V"]), Ok(Parsed::Version));

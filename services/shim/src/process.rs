@@ -18,14 +18,15 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tracing::Instrument;
 
-use super::container::Container;
+use super::console::{ConsoleSocket, Pty};
+use super::container::{Container, Io};
 use super::handshake::{Handshake, LaunchErrorKind};
 use super::logfile::{LogWriter, Stream};
 use super::options::LaunchOptions;
 use super::reaper::Reaper;
 use super::runc::{classify, Runtime};
 use super::server::ShimService;
-use super::stdio::{pipes, pump, Output};
+use super::stdio::{pipes, pump, pump_pty, Output, ShimEnds};
 use super::tracelog;
 use super::Error;
 
@@ -35,6 +36,9 @@ pub const SHIM_LOG: &str = "shim.log";
 pub const RUNTIME_LOG: &str = "runc.log";
 /// The init pid the runtime writes inside the state dir.
 pub const PID_FILE: &str = "init.pid";
+/// The console socket of a container with a terminal, inside the state
+/// dir while `runtime create` runs.
+pub const CONSOLE_SOCKET: &str = "console.sock";
 
 /// How long in-flight calls may take once the shim is told to go.
 const GRACE: Duration = Duration::from_secs(2);
@@ -195,8 +199,16 @@ async fn serve(opts: LaunchOptions, root: tracing::Span) -> i32 {
     0
 }
 
-/// `runtime create` with the container's stdio. On failure the runtime's
-/// state is removed again and the error is classified for the caller.
+/// The shim's side of the container's stdio while it is created.
+enum Ours {
+    Console(ConsoleSocket),
+    Pipes(ShimEnds),
+}
+
+/// `runtime create` with the container's stdio: pipes, or with a terminal
+/// a console socket on which the runtime hands over the pty master. On
+/// failure the runtime's state is removed again and the error is classified
+/// for the caller.
 async fn create(
     opts: &LaunchOptions,
     span: &tracing::Span,
@@ -220,8 +232,20 @@ async fn create(
     let log = LogWriter::open(&opts.log_file, opts.log_max_size, opts.log_max_files)
         .map_err(|e| other(Error::io(format!("open {}", opts.log_file.display()), e)))?;
     let output = Arc::new(Output::new(log));
-    let (container_ends, shim_ends) =
-        pipes(opts.stdin).map_err(|e| other(Error::io("create stdio pipes", e)))?;
+    let (ours, stdio) = if opts.tty {
+        let sock = ConsoleSocket::bind(&opts.state_dir, CONSOLE_SOCKET)
+            .map_err(|e| other(Error::io("create the console socket", e)))?;
+        let null = || std::process::Stdio::null();
+        (Ours::Console(sock), [null(), null(), null()])
+    } else {
+        let (container_ends, shim_ends) =
+            pipes(opts.stdin).map_err(|e| other(Error::io("create stdio pipes", e)))?;
+        (Ours::Pipes(shim_ends), container_ends.into_stdio())
+    };
+    let console = match &ours {
+        Ours::Console(s) => Some(s.connect_path().to_path_buf()),
+        Ours::Pipes(_) => None,
+    };
     let runtime = Runtime::new(
         &opts.runtime,
         &opts.runtime_root,
@@ -230,12 +254,7 @@ async fn create(
     );
 
     let (mark, created) = runtime
-        .spawn_create(
-            &reaper,
-            &opts.bundle,
-            &pid_file,
-            container_ends.into_stdio(),
-        )
+        .spawn_create(&reaper, &opts.bundle, &pid_file, console.as_deref(), stdio)
         .map_err(other)?;
     let exit = created
         .await
@@ -247,7 +266,19 @@ async fn create(
     } else {
         Err(runtime.failure("create", mark, &exit.to_string()))
     };
-    let init_pid = match init_pid {
+    // With a terminal: its master, sent before `create` exited.
+    let init_pid = match (init_pid, ours) {
+        (Ok(pid), Ours::Console(sock)) => match sock.receive().await.and_then(Pty::new) {
+            Ok(pty) => Ok((pid, Mode::Pty(Arc::new(pty)))),
+            Err(e) => Err(Error::Runtime {
+                op: format!("{} create", opts.runtime),
+                message: format!("receive the container's terminal: {e}"),
+            }),
+        },
+        (Ok(pid), Ours::Pipes(ends)) => Ok((pid, Mode::Pipes(ends))),
+        (Err(e), _) => Err(e),
+    };
+    let (init_pid, mode) = match init_pid {
         Ok(p) => p,
         Err(e) => {
             let kind = match &e {
@@ -267,14 +298,28 @@ async fn create(
     tracing::info!(pid = init_pid, "container created");
 
     let init = reaper.watch(init_pid as i32);
-    let pumps = vec![
-        tokio::spawn(
-            pump(Stream::Stdout, shim_ends.stdout, output.clone()).instrument(span.clone()),
+    let (pumps, io) = match mode {
+        Mode::Pipes(ends) => (
+            vec![
+                tokio::spawn(
+                    pump(Stream::Stdout, ends.stdout, output.clone()).instrument(span.clone()),
+                ),
+                tokio::spawn(
+                    pump(Stream::Stderr, ends.stderr, output.clone()).instrument(span.clone()),
+                ),
+            ],
+            Io::Pipes { stdin: ends.stdin },
         ),
-        tokio::spawn(
-            pump(Stream::Stderr, shim_ends.stderr, output.clone()).instrument(span.clone()),
+        Mode::Pty(pty) => (
+            vec![tokio::spawn(
+                pump_pty(pty.clone(), output.clone()).instrument(span.clone()),
+            )],
+            Io::Pty {
+                pty,
+                stdin: opts.stdin,
+            },
         ),
-    ];
+    };
     let container = Container::new(
         &opts.id,
         init_pid,
@@ -282,7 +327,7 @@ async fn create(
         runtime,
         reaper,
         output,
-        shim_ends.stdin,
+        io,
     );
     tokio::spawn(
         container
@@ -293,7 +338,14 @@ async fn create(
     Ok(container)
 }
 
-fn read_pid(path: &Path) -> io::Result<u32> {
+/// The created container's stdio, for the pumps.
+enum Mode {
+    Pipes(ShimEnds),
+    Pty(Arc<Pty>),
+}
+
+/// Reads a pid file the runtime wrote.
+pub(crate) fn read_pid(path: &Path) -> io::Result<u32> {
     let s = fs::read_to_string(path)?;
     s.trim()
         .parse::<u32>()

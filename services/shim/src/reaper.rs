@@ -42,7 +42,10 @@ pub struct Reaper {
 #[derive(Default)]
 struct Inner {
     waiters: HashMap<i32, oneshot::Sender<Exit>>,
-    unclaimed: VecDeque<(i32, Exit)>,
+    /// `(pid, exit, seq)`, oldest first.
+    unclaimed: VecDeque<(i32, Exit, u64)>,
+    /// Exits reaped so far: the `seq` of the latest.
+    seq: u64,
 }
 
 impl Reaper {
@@ -91,6 +94,8 @@ impl Reaper {
     /// Gives `exit` to the waiter of `pid`, or keeps it for a late one.
     pub fn deliver(&self, pid: i32, exit: Exit) {
         let mut inner = self.lock();
+        inner.seq += 1;
+        let seq = inner.seq;
         match inner.waiters.remove(&pid) {
             Some(tx) => {
                 let _ = tx.send(exit);
@@ -100,7 +105,7 @@ impl Reaper {
                 if inner.unclaimed.len() >= UNCLAIMED_MAX {
                     inner.unclaimed.pop_front();
                 }
-                inner.unclaimed.push_back((pid, exit));
+                inner.unclaimed.push_back((pid, exit, seq));
             }
         }
     }
@@ -109,11 +114,29 @@ impl Reaper {
     /// orphan such as the container's init). Resolves at once when it was
     /// reaped already.
     pub fn watch(&self, pid: i32) -> ExitWaiter {
+        self.watch_since(pid, 0)
+    }
+
+    /// Where the reaper is now: exits reaped after this point are newer
+    /// than the mark (see [`Reaper::watch_since`]).
+    pub fn mark(&self) -> u64 {
+        self.lock().seq
+    }
+
+    /// Like [`Reaper::watch`], for a process known to have been born after
+    /// `mark` was taken (a `runtime exec` process, adopted when the runtime
+    /// exits): a kept exit of an older process that had the same pid is not
+    /// taken for its.
+    pub fn watch_since(&self, pid: i32, mark: u64) -> ExitWaiter {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.lock();
-        match inner.unclaimed.iter().rposition(|(p, _)| *p == pid) {
+        match inner
+            .unclaimed
+            .iter()
+            .rposition(|(p, _, seq)| *p == pid && *seq > mark)
+        {
             Some(i) => {
-                if let Some((_, exit)) = inner.unclaimed.remove(i) {
+                if let Some((_, exit, _)) = inner.unclaimed.remove(i) {
                     let _ = tx.send(exit);
                 }
             }
@@ -136,7 +159,7 @@ impl Reaper {
         // Dropping a std Child neither waits nor kills.
         drop(child);
         let raw = pid as i32;
-        inner.unclaimed.retain(|(p, _)| *p != raw);
+        inner.unclaimed.retain(|(p, _, _)| *p != raw);
         inner.waiters.insert(raw, tx);
         Ok((pid, rx))
     }
@@ -170,6 +193,26 @@ mod tests {
         // Claimed exits are gone.
         assert!(r.lock().unclaimed.is_empty());
         assert!(r.lock().waiters.is_empty());
+    }
+
+    #[tokio::test]
+    async fn watch_since_ignores_exits_older_than_the_mark() {
+        let r = Reaper::default();
+        // An old process with pid 200 exited and nobody claimed it.
+        r.deliver(200, Exit::Code(1));
+        let mark = r.mark();
+        // A new process got pid 200 again: its waiter must not get the old
+        // exit...
+        let mut w = r.watch_since(200, mark);
+        assert!(w.try_recv().is_err());
+        // ...but its own, whether it comes after the watch or before.
+        r.deliver(200, Exit::Code(7));
+        assert_eq!(w.await.unwrap(), Exit::Code(7));
+        let mark = r.mark();
+        r.deliver(201, Exit::Code(4));
+        assert_eq!(r.watch_since(201, mark).await.unwrap(), Exit::Code(4));
+        // The old one is still there for a plain watch.
+        assert_eq!(r.watch(200).await.unwrap(), Exit::Code(1));
     }
 
     #[test]

@@ -50,14 +50,16 @@ impl Runtime {
         std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
     }
 
-    /// Spawns `create --bundle BUNDLE --pid-file PID_FILE ID` with the given
-    /// stdio (the container's). The `Command`, and with it the shim's copies
-    /// of the container's pipe ends, is dropped before this returns.
+    /// Spawns `create --bundle BUNDLE --pid-file PID_FILE
+    /// [--console-socket SOCKET] ID` with the given stdio (the container's;
+    /// unused with a console socket). The `Command`, and with it the shim's
+    /// copies of the container's pipe ends, is dropped before this returns.
     pub fn spawn_create(
         &self,
         reaper: &Reaper,
         bundle: &Path,
         pid_file: &Path,
+        console_socket: Option<&Path>,
         stdio: [Stdio; 3],
     ) -> Result<(u64, ExitWaiter), Error> {
         let mark = self.log_mark();
@@ -67,15 +69,64 @@ impl Runtime {
             .arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
-            .arg(pid_file)
-            .arg(&self.id)
-            .stdin(stdin)
-            .stdout(stdout)
-            .stderr(stderr);
+            .arg(pid_file);
+        if let Some(s) = console_socket {
+            c.arg("--console-socket").arg(s);
+        }
+        c.arg(&self.id).stdin(stdin).stdout(stdout).stderr(stderr);
         let (_, waiter) = reaper
             .spawn(&mut c)
             .map_err(|e| self.spawn_error("create", e))?;
         Ok((mark, waiter))
+    }
+
+    /// Runs `exec --process PROCESS --detach --pid-file PID_FILE
+    /// [--console-socket SOCKET] ID` with the given stdio (the process's,
+    /// without a terminal) and waits for it: the process runs on, adopted by
+    /// the shim. On failure the error is classified as [`exec_error`] does.
+    pub async fn exec(
+        &self,
+        reaper: &Reaper,
+        process: &Path,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+        stdio: [Stdio; 3],
+        argv0: &str,
+    ) -> Result<(), Error> {
+        let mark = self.log_mark();
+        let [stdin, stdout, stderr] = stdio;
+        let mut c = self.command();
+        c.arg("exec")
+            .arg("--process")
+            .arg(process)
+            .arg("--detach")
+            .arg("--pid-file")
+            .arg(pid_file);
+        if let Some(s) = console_socket {
+            c.arg("--console-socket").arg(s);
+        }
+        c.arg(&self.id).stdin(stdin).stdout(stdout).stderr(stderr);
+        let exit = reaper
+            .run(&mut c)
+            .await
+            .map_err(|e| self.spawn_error("exec", e))?;
+        if exit.success() {
+            return Ok(());
+        }
+        Err(match last_error(&self.log, mark) {
+            Some(message) => exec_error(&self.id, &message, argv0),
+            None => self.failure("exec", mark, &exit.to_string()),
+        })
+    }
+
+    /// `pause ID`: freezes every process of the container.
+    pub async fn pause(&self, reaper: &Reaper) -> Result<(), Error> {
+        self.run(reaper, "pause", &[]).await
+    }
+
+    /// `resume ID`: thaws them.
+    pub async fn resume(&self, reaper: &Reaper) -> Result<(), Error> {
+        self.run(reaper, "resume", &[]).await
     }
 
     /// `start ID`.
@@ -178,6 +229,47 @@ pub fn classify(message: &str) -> LaunchErrorKind {
     }
 }
 
+/// A failed `runtime exec`, as Docker reports it: a missing command is
+/// [`Error::NotFound`] (Docker's 127), one that cannot be run
+/// [`Error::PermissionDenied`] (126), a container that is not running
+/// [`Error::FailedPrecondition`]; the message is the runtime's own reason
+/// (`exec: "nosuch": executable file not found in $PATH`), without the
+/// runtime's wrapping.
+pub fn exec_error(id: &str, message: &str, argv0: &str) -> Error {
+    let mut m = message.trim();
+    for prefix in ["exec failed: ", "unable to start container process: "] {
+        if let Some(rest) = m.strip_prefix(prefix) {
+            m = rest;
+        }
+    }
+    let lower = m.to_ascii_lowercase();
+    // As Docker decides it (`translateContainerdStartErr`): "not found" only
+    // when the message is about the command itself, not e.g. the cwd.
+    let names_command = !argv0.is_empty() && m.contains(&format!("\"{argv0}\""));
+    if names_command
+        && (lower.contains("executable file not found")
+            || lower.contains("no such file or directory"))
+    {
+        Error::NotFound(m.to_string())
+    } else if lower.contains("permission denied") {
+        Error::PermissionDenied(m.to_string())
+    } else if lower.contains("paused container") {
+        Error::FailedPrecondition(format!(
+            "container {id} is paused, unpause the container before exec"
+        ))
+    } else if lower.contains("stopped container")
+        || lower.contains("does not exist")
+        || lower.contains("not running")
+    {
+        Error::FailedPrecondition(format!("container {id} is not running"))
+    } else {
+        Error::Runtime {
+            op: "exec".into(),
+            message: m.to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +310,56 @@ mod tests {
             rt.failure("start", end, "exit status 1").to_string(),
             "/usr/sbin/runc start: exit status 1"
         );
+    }
+
+    #[test]
+    fn exec_failures_in_dockers_words() {
+        let e = exec_error(
+            "c",
+            "exec failed: unable to start container process: exec: \"nosuch\": executable file not found in $PATH",
+            "nosuch",
+        );
+        assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "exec: \"nosuch\": executable file not found in $PATH"
+        );
+        let e = exec_error(
+            "c",
+            "exec failed: unable to start container process: exec: \"/bin/x\": stat /bin/x: no such file or directory",
+            "/bin/x",
+        );
+        assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+        let e = exec_error(
+            "c",
+            "exec failed: unable to start container process: exec: \"/etc\": permission denied",
+            "/etc",
+        );
+        assert!(matches!(e, Error::PermissionDenied(_)), "{e:?}");
+        assert_eq!(e.to_string(), "exec: \"/etc\": permission denied");
+        // A missing cwd is not a missing command.
+        let e = exec_error(
+            "c",
+            "exec failed: unable to start container process: chdir to cwd (\"/nope\") set in config.json failed: no such file or directory",
+            "true",
+        );
+        assert!(matches!(e, Error::Runtime { .. }), "{e:?}");
+        let e = exec_error(
+            "c",
+            "exec failed: cannot exec in a paused container (use --ignore-paused to override)",
+            "true",
+        );
+        assert_eq!(
+            e.to_string(),
+            "container c is paused, unpause the container before exec"
+        );
+        let e = exec_error(
+            "c",
+            "exec failed: cannot exec in a stopped container",
+            "true",
+        );
+        assert!(matches!(e, Error::FailedPrecondition(_)), "{e:?}");
+        assert_eq!(e.to_string(), "container c is not running");
     }
 
     #[test]

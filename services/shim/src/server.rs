@@ -8,21 +8,26 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use rdock_proto::shim::v1::shim_server::Shim;
 use rdock_proto::shim::v1::{
-    attach_in, attach_out, AttachIn, AttachOut, ExecIn, ExecOut, KillRequest, KillResponse,
-    PauseRequest, PauseResponse, ResizeRequest, ResizeResponse, ResumeRequest, ResumeResponse,
-    ShutdownRequest, ShutdownResponse, StartRequest, StartResponse, StateRequest, StateResponse,
-    WaitRequest, WaitResponse,
+    attach_in, attach_out, exec_in, exec_out, AttachIn, AttachOut, ExecIn, ExecOut, KillRequest,
+    KillResponse, PauseRequest, PauseResponse, ResizeRequest, ResizeResponse, ResumeRequest,
+    ResumeResponse, ShutdownRequest, ShutdownResponse, StartRequest, StartResponse, StateRequest,
+    StateResponse, WaitRequest, WaitResponse,
 };
 use tokio::sync::broadcast;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+use super::console::WindowSize;
 use super::container::Container;
+use super::exec::{ExecEvent, ExecHandle, ExecRequest};
 use super::exit::rfc3339;
 use super::logfile::Stream as OutStream;
 use super::stdio::Event;
+use super::Error;
 
 type AttachStream = Pin<Box<dyn Stream<Item = Result<AttachOut, Status>> + Send>>;
+type ExecStream = Pin<Box<dyn Stream<Item = Result<ExecOut, Status>> + Send>>;
 
 /// Serves one container.
 pub struct ShimService {
@@ -37,7 +42,13 @@ impl ShimService {
     }
 
     fn span<T>(&self, name: &'static str, req: &Request<T>) -> tracing::Span {
-        let span = tracing::info_span!(parent: &self.root, "shim", rpc = name, container = %self.container.id());
+        let span = tracing::info_span!(
+            parent: &self.root,
+            "shim",
+            rpc = name,
+            container = %self.container.id(),
+            exec_id = tracing::field::Empty
+        );
         if req.metadata().contains_key("traceparent") {
             let headers = req.metadata().clone().into_headers();
             rdock_common::telemetry::set_parent_from_headers(&span, &headers);
@@ -99,9 +110,48 @@ async fn forward_stdin(container: Arc<Container>, mut incoming: Streaming<Attach
             }
             attach_in::Input::CloseStdin(true) => container.close_stdin().await,
             attach_in::Input::CloseStdin(false) => {}
-            attach_in::Input::Resize(_) => {}
+            attach_in::Input::Resize(size) => {
+                if let Err(e) = WindowSize::from_proto(&size).and_then(|s| container.resize(s)) {
+                    tracing::debug!(error = %e, "resize from an attached client dropped");
+                }
+            }
         }
     }
+}
+
+fn exec_out(o: exec_out::Output) -> Result<ExecOut, Status> {
+    Ok(ExecOut { output: Some(o) })
+}
+
+/// Feeds an exec client's input to the process. When the client's stream
+/// ends, the process's stdin is closed (it reads EOF, as with Docker): no
+/// one can write to it any more.
+async fn forward_exec_input(exec: Arc<ExecHandle>, mut incoming: Streaming<ExecIn>) {
+    while let Some(msg) = incoming.next().await {
+        let input = match msg {
+            Ok(ExecIn { input: Some(i) }) => i,
+            Ok(ExecIn { input: None }) => continue,
+            Err(_) => break,
+        };
+        match input {
+            exec_in::Input::Stdin(data) => {
+                if let Err(e) = exec.write_stdin(&data).await {
+                    tracing::debug!(error = %e, "stdin from an exec client dropped");
+                }
+            }
+            exec_in::Input::CloseStdin(true) => exec.close_stdin().await,
+            exec_in::Input::CloseStdin(false) => {}
+            exec_in::Input::Resize(size) => {
+                if let Err(e) = WindowSize::from_proto(&size).and_then(|s| exec.resize(s)) {
+                    tracing::debug!(error = %e, "resize from an exec client dropped");
+                }
+            }
+            exec_in::Input::Start(_) => {
+                tracing::debug!("a second ExecStart on one stream ignored");
+            }
+        }
+    }
+    exec.close_stdin().await;
 }
 
 #[tonic::async_trait]
@@ -173,25 +223,77 @@ impl Shim for ShimService {
         Ok(Response::new(ShutdownResponse {}))
     }
 
-    async fn resize(&self, _: Request<ResizeRequest>) -> Result<Response<ResizeResponse>, Status> {
-        Err(Status::unimplemented("Resize"))
+    async fn resize(
+        &self,
+        req: Request<ResizeRequest>,
+    ) -> Result<Response<ResizeResponse>, Status> {
+        let span = self.span("Resize", &req);
+        let Some(size) = req.get_ref().size.as_ref() else {
+            return Err(Status::invalid_argument("resize: no size given"));
+        };
+        let size = WindowSize::from_proto(size)?;
+        span.in_scope(|| {
+            tracing::debug!(width = size.width, height = size.height, "resize");
+            self.container.resize(size)
+        })?;
+        Ok(Response::new(ResizeResponse {}))
     }
 
-    type ExecStream = Pin<Box<dyn Stream<Item = Result<ExecOut, Status>> + Send>>;
+    type ExecStream = ExecStream;
 
     async fn exec(
         &self,
-        _: Request<Streaming<ExecIn>>,
+        req: Request<Streaming<ExecIn>>,
     ) -> Result<Response<Self::ExecStream>, Status> {
-        Err(Status::unimplemented("Exec"))
+        let span = self.span("Exec", &req);
+        let mut incoming = req.into_inner();
+        let start = match incoming.next().await {
+            Some(Ok(ExecIn {
+                input: Some(exec_in::Input::Start(s)),
+            })) => s,
+            Some(Err(e)) => return Err(e),
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "exec: the first message must be ExecStart".into(),
+                )
+                .into())
+            }
+        };
+        let req = ExecRequest::parse(start)?;
+        span.record("exec_id", req.exec_id.as_str());
+        let (handle, events) = self
+            .container
+            .exec(req, span.clone())
+            .instrument(span.clone())
+            .await
+            .inspect_err(|e| tracing::info!(parent: &span, error = %e, "exec refused"))?;
+        let pid = handle.pid;
+        tokio::spawn(forward_exec_input(handle, incoming).instrument(span));
+        let out = futures::stream::once(async move { exec_out(exec_out::Output::Pid(pid)) }).chain(
+            ReceiverStream::new(events).map(|ev| {
+                exec_out(match ev {
+                    ExecEvent::Stdout(b) => exec_out::Output::Stdout(b),
+                    ExecEvent::Stderr(b) => exec_out::Output::Stderr(b),
+                    ExecEvent::Exit(code) => exec_out::Output::ExitCode(code),
+                })
+            }),
+        );
+        Ok(Response::new(Box::pin(out)))
     }
 
-    async fn pause(&self, _: Request<PauseRequest>) -> Result<Response<PauseResponse>, Status> {
-        Err(Status::unimplemented("Pause"))
+    async fn pause(&self, req: Request<PauseRequest>) -> Result<Response<PauseResponse>, Status> {
+        let span = self.span("Pause", &req);
+        self.container.pause().instrument(span).await?;
+        Ok(Response::new(PauseResponse {}))
     }
 
-    async fn resume(&self, _: Request<ResumeRequest>) -> Result<Response<ResumeResponse>, Status> {
-        Err(Status::unimplemented("Resume"))
+    async fn resume(
+        &self,
+        req: Request<ResumeRequest>,
+    ) -> Result<Response<ResumeResponse>, Status> {
+        let span = self.span("Resume", &req);
+        self.container.resume().instrument(span).await?;
+        Ok(Response::new(ResumeResponse {}))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The container's stdio: pipes the shim creates and holds (stdin's write
-//! end for Attach, the read ends of stdout and stderr), and the pumps that
-//! copy the output into the log file and to every attached client.
+//! end for Attach, the read ends of stdout and stderr) or the pty master of
+//! a container with a terminal, and the pumps that copy the output into the
+//! log file and to every attached client.
 //!
 //! Clients get output through a broadcast channel: sending never waits, so a
 //! slow client can never block the container; one that falls behind is
@@ -15,10 +16,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::Utc;
 use nix::fcntl::OFlag;
 use nix::unistd::pipe2;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::broadcast;
 
+use super::console::Pty;
 use super::logfile::{LogWriter, Stream};
 
 /// Chunks kept for attached clients before a slow one lags.
@@ -79,6 +81,28 @@ pub fn pipes(with_stdin: bool) -> std::io::Result<(ContainerEnds, ShimEnds)> {
             stderr: err_r,
         },
     ))
+}
+
+/// Where a client's input goes: the write end of a stdin pipe, or the
+/// terminal the process runs on.
+pub enum Input {
+    Pipe(pipe::Sender),
+    Pty(Arc<Pty>),
+}
+
+impl Input {
+    /// A pipe's write end as an `Input`.
+    pub fn pipe(fd: OwnedFd) -> std::io::Result<Input> {
+        Ok(Input::Pipe(pipe::Sender::from_owned_fd(fd)?))
+    }
+
+    /// Writes all of `data`.
+    pub async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Input::Pipe(p) => p.write_all(data).await,
+            Input::Pty(t) => t.write_all(data).await,
+        }
+    }
 }
 
 /// Where output goes: the log file and attached clients.
@@ -166,4 +190,21 @@ pub async fn pump(stream: Stream, fd: OwnedFd, out: Arc<Output>) {
         }
     }
     out.finish(stream);
+}
+
+/// Copies a terminal's output into `out`, as stdout (a terminal has one
+/// output stream), until its end.
+pub async fn pump_pty(pty: Arc<Pty>, out: Arc<Output>) {
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        match pty.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => out.chunk(Stream::Stdout, &buf[..n]),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the container's terminal");
+                break;
+            }
+        }
+    }
+    out.finish(Stream::Stdout);
 }

@@ -12,8 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use rdock_proto::shim::v1::{
-    attach_in, attach_out, AttachIn, KillRequest, ShutdownRequest, StartRequest, StateRequest,
-    WaitRequest,
+    attach_in, attach_out, exec_in, exec_out, AttachIn, AttachOut, ExecIn, ExecOut, ExecStart,
+    KillRequest, PauseRequest, ResizeRequest, ResumeRequest, ShutdownRequest, StartRequest,
+    StateRequest, WaitRequest, WindowSize,
 };
 use rdock_shim::{self as shim, ExitRecord, LaunchErrorKind, LaunchOptions};
 use serde_json::{json, Value};
@@ -54,7 +55,9 @@ impl Env {
         let rootfs = bundle.join("rootfs");
         std::fs::create_dir_all(rootfs.join("bin")).unwrap();
         std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        for applet in ["sh", "echo", "sleep", "cat", "true"] {
+        for applet in [
+            "sh", "echo", "sleep", "cat", "true", "tty", "stty", "yes", "head", "touch",
+        ] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
         }
         let st = Command::new("runc")
@@ -90,6 +93,19 @@ impl Env {
         self.dir.path().join(p)
     }
 
+    /// Gives the container a terminal (`process.terminal`).
+    fn set_terminal(&self) {
+        let cfg = self.path("bundle/config.json");
+        let mut spec: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+        spec["process"]["terminal"] = json!(true);
+        std::fs::write(&cfg, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    }
+
+    /// A file in the container's root filesystem.
+    fn rootfs_file(&self, p: &str) -> PathBuf {
+        self.path("bundle/rootfs").join(p)
+    }
+
     fn runc_root(&self) -> PathBuf {
         self.path("runc")
     }
@@ -119,12 +135,17 @@ impl Env {
             log_max_size: 1024 * 1024,
             log_max_files: 2,
             stdin,
+            tty: false,
             traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
         }
     }
 
     async fn launch(&self, stdin: bool) -> shim::Launched {
-        let l = shim::launch(&self.opts(stdin)).await.unwrap();
+        self.launch_with(&self.opts(stdin)).await
+    }
+
+    async fn launch_with(&self, opts: &LaunchOptions) -> shim::Launched {
+        let l = shim::launch(opts).await.unwrap();
         self.shim_pid.set(Some(l.shim_pid));
         l
     }
@@ -262,6 +283,151 @@ async fn shutdown_and_check(env: &Env, c: &mut Client, code: i32) {
     for d in env.cgroup_dirs() {
         assert!(!d.exists(), "cgroup {d:?} left behind");
     }
+    assert_no_transient_files(&env.state_dir());
+}
+
+/// No exec spec, pid file or console socket is left in a state dir.
+fn assert_no_transient_files(dir: &std::path::Path) {
+    let left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("exec-") || n.ends_with(".sock"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "files left in {dir:?}");
+}
+
+/// An attach whose input the test sends.
+struct Attached {
+    tx: tokio::sync::mpsc::Sender<AttachIn>,
+    out: tonic::Streaming<AttachOut>,
+    text: String,
+    /// Where the last match ended.
+    seen: usize,
+    code: Option<i32>,
+}
+
+impl Attached {
+    async fn new(c: &mut Client) -> Attached {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let out = c
+            .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        Attached {
+            tx,
+            out,
+            text: String::new(),
+            seen: 0,
+            code: None,
+        }
+    }
+
+    async fn send(&self, i: attach_in::Input) {
+        self.tx.send(AttachIn { input: Some(i) }).await.unwrap();
+    }
+
+    async fn type_line(&self, line: &str) {
+        self.send(attach_in::Input::Stdin(format!("{line}\n").into_bytes()))
+            .await;
+    }
+
+    /// Reads output until `want` appears after the last match, or the
+    /// stream ends.
+    async fn read_until(&mut self, want: &str) -> bool {
+        loop {
+            if let Some(i) = self.text[self.seen..].find(want) {
+                self.seen += i + want.len();
+                return true;
+            }
+            match tokio::time::timeout(T, self.out.next()).await {
+                Err(_) => panic!("no {want:?} within {T:?}; got {:?}", self.text),
+                Ok(None) => return false,
+                Ok(Some(m)) => match m.unwrap().output {
+                    Some(attach_out::Output::Stdout(b)) => {
+                        self.text.push_str(&String::from_utf8_lossy(&b))
+                    }
+                    Some(attach_out::Output::Stderr(b)) => {
+                        panic!("stderr on a terminal: {:?}", String::from_utf8_lossy(&b))
+                    }
+                    Some(attach_out::Output::ExitCode(c)) => self.code = Some(c),
+                    None => {}
+                },
+            }
+        }
+    }
+}
+
+/// An OCI process spec for exec.
+fn process(args: &[&str], terminal: bool) -> String {
+    json!({
+        "args": args,
+        "cwd": "/",
+        "env": ["PATH=/bin", "TERM=xterm"],
+        "terminal": terminal,
+        "user": { "uid": 0, "gid": 0 },
+    })
+    .to_string()
+}
+
+/// Starts an exec; its input channel and its output.
+async fn exec(
+    c: &mut Client,
+    exec_id: &str,
+    process_json: String,
+    stdin: bool,
+    size: Option<WindowSize>,
+) -> Result<(tokio::sync::mpsc::Sender<ExecIn>, tonic::Streaming<ExecOut>), tonic::Status> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tx.send(ExecIn {
+        input: Some(exec_in::Input::Start(ExecStart {
+            exec_id: exec_id.into(),
+            process_json,
+            stdin,
+            size,
+        })),
+    })
+    .await
+    .unwrap();
+    let out = c
+        .exec(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    Ok((tx, out))
+}
+
+/// Everything an exec sent, checked to be the pid first and the exit code
+/// last.
+#[derive(Debug, Default)]
+struct ExecResult {
+    pid: u32,
+    stdout: String,
+    stderr: String,
+    code: i32,
+}
+
+async fn collect(out: &mut tonic::Streaming<ExecOut>) -> ExecResult {
+    let mut r = ExecResult::default();
+    let mut first = true;
+    let mut ended = false;
+    while let Some(m) = tokio::time::timeout(T, out.next()).await.unwrap() {
+        assert!(!ended, "output after the exit code");
+        let o = m.unwrap().output.unwrap();
+        match (first, o) {
+            (true, exec_out::Output::Pid(p)) => r.pid = p,
+            (true, o) => panic!("first message is not the pid: {o:?}"),
+            (false, exec_out::Output::Pid(_)) => panic!("a second pid"),
+            (false, exec_out::Output::Stdout(b)) => r.stdout.push_str(&String::from_utf8_lossy(&b)),
+            (false, exec_out::Output::Stderr(b)) => r.stderr.push_str(&String::from_utf8_lossy(&b)),
+            (false, exec_out::Output::ExitCode(c)) => {
+                r.code = c;
+                ended = true;
+            }
+        }
+        first = false;
+    }
+    assert!(ended, "the stream ended without an exit code");
+    r
 }
 
 #[tokio::test]
@@ -515,6 +681,17 @@ async fn missing_command_is_not_found_and_leaves_nothing() {
         assert!(!d.exists(), "cgroup {d:?} left behind");
     }
     assert_eq!(env.processes(), Vec::<String>::new(), "shim or runc left");
+
+    // The same with a terminal: classified alike, no console socket left.
+    env.set_terminal();
+    let mut opts = env.opts(true);
+    opts.tty = true;
+    let err = shim::launch(&opts).await.unwrap_err();
+    assert_eq!(err.kind, LaunchErrorKind::NotFound, "{err}");
+    assert_eq!(env.runc_list(), "");
+    assert!(!env.socket().exists());
+    assert_no_transient_files(&env.state_dir());
+    assert_eq!(env.processes(), Vec::<String>::new(), "shim or runc left");
 }
 
 #[tokio::test]
@@ -603,6 +780,7 @@ fn flags_parse_into_the_shim() {
         log_max_size: 1,
         log_max_files: 1,
         stdin: false,
+        tty: true,
         traceparent: None,
     };
     let help = Command::new(SHIM).arg("--help").output().unwrap();
@@ -613,4 +791,431 @@ fn flags_parse_into_the_shim() {
             assert!(help.contains(&a), "--help lacks {a}");
         }
     }
+}
+
+#[tokio::test]
+async fn tty_container_speaks_through_its_pty_and_survives_a_detach() {
+    require_root!();
+    let env = Env::new("tty", &["sh"], true);
+    env.set_terminal();
+    // A state dir too deep for a socket address: the console socket is
+    // reached through /proc.
+    let mut opts = env.opts(true);
+    opts.tty = true;
+    opts.state_dir = env.path(&format!("{}/{}", "d".repeat(60), "e".repeat(60)));
+    env.launch_with(&opts).await;
+    let mut c = client(&env).await;
+    let mut a = Attached::new(&mut c).await;
+    c.start(StartRequest {}).await.unwrap();
+
+    a.type_line("tty").await;
+    assert!(a.read_until("/dev/pts/0").await, "{}", a.text);
+    // Detach: the stream ends without close_stdin; everything stays open.
+    drop(a);
+
+    c.resize(ResizeRequest {
+        size: Some(WindowSize {
+            width: 123,
+            height: 45,
+        }),
+    })
+    .await
+    .unwrap();
+    let mut a = Attached::new(&mut c).await;
+    a.type_line("stty size").await;
+    assert!(a.read_until("45 123").await, "{}", a.text);
+    // Resize through the attach stream.
+    a.send(attach_in::Input::Resize(WindowSize {
+        width: 90,
+        height: 20,
+    }))
+    .await;
+    a.type_line("stty size; echo $((6*7))").await;
+    assert!(a.read_until("20 90").await, "{}", a.text);
+    assert!(a.read_until("42\r\n").await, "{}", a.text);
+    let bad = c
+        .resize(ResizeRequest {
+            size: Some(WindowSize {
+                width: 1 << 17,
+                height: 1,
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+
+    a.type_line("exit 5").await;
+    assert!(!a.read_until("never printed").await);
+    assert_eq!(a.code, Some(5));
+    assert_eq!(wait_code(&mut c).await, 5);
+    // The terminal's output is logged as stdout.
+    let log = env.log_entries();
+    assert!(log.iter().all(|(s, _)| s == "stdout"), "{log:?}");
+    let text: String = log.iter().map(|(_, l)| l.as_str()).collect();
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(text.contains("45 123"), "{text}");
+
+    c.shutdown(ShutdownRequest {}).await.unwrap();
+    assert!(wait_gone(env.shim_pid.get().unwrap()).await);
+    assert_eq!(
+        ExitRecord::read(&opts.state_dir)
+            .unwrap()
+            .unwrap()
+            .exit_code,
+        5
+    );
+    assert_no_transient_files(&opts.state_dir);
+    assert_eq!(env.runc_list(), "");
+    assert_eq!(env.processes(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn tty_output_without_stdin_ends_with_the_exit() {
+    require_root!();
+    let env = Env::new("ttyout", &["sh", "-c", "tty; stty size; exit 2"], true);
+    env.set_terminal();
+    let mut opts = env.opts(false);
+    opts.tty = true;
+    env.launch_with(&opts).await;
+    let mut c = client(&env).await;
+    let mut a = Attached::new(&mut c).await;
+    c.start(StartRequest {}).await.unwrap();
+    assert!(!a.read_until("never printed").await);
+    assert!(a.text.contains("/dev/pts/0"), "{}", a.text);
+    assert_eq!(a.code, Some(2));
+    assert_eq!(wait_code(&mut c).await, 2);
+    shutdown_and_check(&env, &mut c, 2).await;
+}
+
+#[tokio::test]
+async fn exec_with_pipes_streams_output_and_the_exit_code() {
+    require_root!();
+    let env = Env::new("execpipes", &["sleep", "100"], true);
+    env.launch(false).await;
+    let mut c = client(&env).await;
+    // Not before the container runs.
+    let e = exec(&mut c, "early", process(&["true"], false), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    c.start(StartRequest {}).await.unwrap();
+
+    let script = "echo out; echo err >&2; read x; echo in:$x; exit 3";
+    let (tx, mut out) = exec(
+        &mut c,
+        "e1",
+        process(&["sh", "-c", script], false),
+        true,
+        None,
+    )
+    .await
+    .unwrap();
+    tx.send(ExecIn {
+        input: Some(exec_in::Input::Stdin(b"hello\n".to_vec())),
+    })
+    .await
+    .unwrap();
+    tx.send(ExecIn {
+        input: Some(exec_in::Input::CloseStdin(true)),
+    })
+    .await
+    .unwrap();
+    let r = collect(&mut out).await;
+    assert!(r.pid > 1);
+    assert_eq!(r.stdout, "out\nin:hello\n");
+    assert_eq!(r.stderr, "err\n");
+    assert_eq!(r.code, 3);
+    // The exec's output is not the container's.
+    assert_eq!(env.log_entries(), Vec::<(String, String)>::new());
+    let shim_log = std::fs::read_to_string(env.state_dir().join("shim.log")).unwrap();
+    assert!(
+        shim_log.contains("exec exited") && shim_log.contains("exec_id=e1"),
+        "{shim_log}"
+    );
+
+    // Stdin not kept: the process reads EOF at once.
+    let (_tx, mut out) = exec(&mut c, "e2", process(&["cat"], false), false, None)
+        .await
+        .unwrap();
+    let r = collect(&mut out).await;
+    assert_eq!((r.stdout.as_str(), r.code), ("", 0));
+    // The same id may be used again once its process is gone.
+    let (_tx, mut out) = exec(&mut c, "e1", process(&["true"], false), false, None)
+        .await
+        .unwrap();
+    assert_eq!(collect(&mut out).await.code, 0);
+    // A bad request.
+    let e = exec(&mut c, "../x", process(&["true"], false), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        c.state(StateRequest {}).await.unwrap().into_inner().status,
+        "running",
+        "the container runs on"
+    );
+    c.kill(KillRequest {
+        signal: 9,
+        all: true,
+    })
+    .await
+    .unwrap();
+    assert_eq!(wait_code(&mut c).await, 137);
+    shutdown_and_check(&env, &mut c, 137).await;
+}
+
+#[tokio::test]
+async fn exec_failures_are_classified_and_leave_nothing() {
+    require_root!();
+    let env = Env::new("execfail", &["sleep", "100"], true);
+    std::fs::write(env.rootfs_file("notexec"), "x").unwrap();
+    env.launch(false).await;
+    let mut c = client(&env).await;
+    c.start(StartRequest {}).await.unwrap();
+
+    let e = exec(&mut c, "nf", process(&["nosuch"], false), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+    assert_eq!(
+        e.message(),
+        r#"exec: "nosuch": executable file not found in $PATH"#
+    );
+    let e = exec(&mut c, "nf2", process(&["/bin/nosuch"], true), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+    let e = exec(&mut c, "perm", process(&["/notexec"], false), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("permission denied"), "{e:?}");
+    assert!(!e.message().contains('\n'), "one line: {e:?}");
+    assert_no_transient_files(&env.state_dir());
+
+    c.kill(KillRequest {
+        signal: 9,
+        all: true,
+    })
+    .await
+    .unwrap();
+    assert_eq!(wait_code(&mut c).await, 137);
+    let e = exec(&mut c, "late", process(&["true"], false), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    shutdown_and_check(&env, &mut c, 137).await;
+    assert_eq!(env.processes(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn exec_with_a_terminal() {
+    require_root!();
+    let env = Env::new("exectty", &["sleep", "100"], true);
+    env.launch(false).await;
+    let mut c = client(&env).await;
+    c.start(StartRequest {}).await.unwrap();
+
+    // The initial size holds from the first instruction on.
+    let size = Some(WindowSize {
+        width: 120,
+        height: 40,
+    });
+    let (_tx, mut out) = exec(
+        &mut c,
+        "t1",
+        process(&["sh", "-c", "tty; stty size; exit 4"], true),
+        false,
+        size,
+    )
+    .await
+    .unwrap();
+    let r = collect(&mut out).await;
+    assert!(r.stdout.contains("/dev/pts/"), "{r:?}");
+    assert!(r.stdout.contains("40 120\r\n"), "{r:?}");
+    assert_eq!(r.stderr, "");
+    assert_eq!(r.code, 4);
+
+    // An interactive shell: typed input, a resize, then exit.
+    let (tx, mut out) = exec(&mut c, "t2", process(&["sh"], true), true, size)
+        .await
+        .unwrap();
+    let send = |i| ExecIn { input: Some(i) };
+    tx.send(send(exec_in::Input::Resize(WindowSize {
+        width: 77,
+        height: 11,
+    })))
+    .await
+    .unwrap();
+    tx.send(send(exec_in::Input::Stdin(b"stty size; exit 6\n".to_vec())))
+        .await
+        .unwrap();
+    let r = collect(&mut out).await;
+    assert!(r.stdout.contains("11 77\r\n"), "{r:?}");
+    assert_eq!(r.code, 6);
+    assert_eq!(env.log_entries(), Vec::<(String, String)>::new());
+
+    c.kill(KillRequest {
+        signal: 9,
+        all: true,
+    })
+    .await
+    .unwrap();
+    assert_eq!(wait_code(&mut c).await, 137);
+    shutdown_and_check(&env, &mut c, 137).await;
+}
+
+#[tokio::test]
+async fn a_dropped_exec_keeps_running_and_its_output_is_drained() {
+    require_root!();
+    let env = Env::new("execdrop", &["sleep", "100"], true);
+    env.launch(false).await;
+    let mut c = client(&env).await;
+    c.start(StartRequest {}).await.unwrap();
+
+    // Far more output than a pipe holds, then a mark, then a long sleep.
+    let script = "yes | head -c 4000000; touch /drained; sleep 100";
+    let (tx, mut out) = exec(
+        &mut c,
+        "d1",
+        process(&["sh", "-c", script], false),
+        false,
+        None,
+    )
+    .await
+    .unwrap();
+    let first = out.next().await.unwrap().unwrap().output.unwrap();
+    let exec_out::Output::Pid(pid) = first else {
+        panic!("first message: {first:?}")
+    };
+    drop(out);
+    drop(tx);
+    let drained = env.rootfs_file("drained");
+    let mut waited = 0;
+    while !drained.exists() {
+        assert!(waited < 400, "the process is blocked on its output");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(alive(pid), "the exec process runs on");
+    assert_eq!(
+        c.state(StateRequest {}).await.unwrap().into_inner().status,
+        "running"
+    );
+    // It ends with the container.
+    c.kill(KillRequest {
+        signal: 9,
+        all: true,
+    })
+    .await
+    .unwrap();
+    assert_eq!(wait_code(&mut c).await, 137);
+    assert!(
+        wait_gone(pid).await,
+        "exec process {pid} outlived its container"
+    );
+    shutdown_and_check(&env, &mut c, 137).await;
+    assert_eq!(env.processes(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn pause_freezes_every_process_and_resume_thaws_them() {
+    require_root!();
+    let env = Env::new(
+        "pause",
+        &[
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /count.tmp; mv /count.tmp /count; sleep 0.02; done",
+        ],
+        true,
+    );
+    std::os::unix::fs::symlink("busybox", env.rootfs_file("bin/mv")).unwrap();
+    env.launch(false).await;
+    let mut c = client(&env).await;
+    let e = c.pause(PauseRequest {}).await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        tonic::Code::FailedPrecondition,
+        "not before start"
+    );
+    c.start(StartRequest {}).await.unwrap();
+
+    let count = || -> u64 {
+        std::fs::read_to_string(env.rootfs_file("count"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let mut n = 0;
+    while count() < 5 {
+        assert!(n < 400, "the counter does not start");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        n += 1;
+    }
+
+    c.pause(PauseRequest {}).await.unwrap();
+    let st = c.state(StateRequest {}).await.unwrap().into_inner();
+    assert_eq!(st.status, "paused");
+    let frozen = count();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(), frozen, "the counter advanced while paused");
+    let e = c.pause(PauseRequest {}).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    let e = exec(&mut c, "x", process(&["true"], false), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(e.message().contains("paused"), "{e:?}");
+    // A signal other than SIGKILL waits for the thaw: still paused.
+    c.kill(KillRequest {
+        signal: 0,
+        all: true,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        c.state(StateRequest {}).await.unwrap().into_inner().status,
+        "paused"
+    );
+    let frozen = count();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(count(), frozen, "kill --all thawed the container");
+
+    c.resume(ResumeRequest {}).await.unwrap();
+    assert_eq!(
+        c.state(StateRequest {}).await.unwrap().into_inner().status,
+        "running"
+    );
+    let mut n = 0;
+    while count() <= frozen {
+        assert!(n < 400, "the counter does not advance after resume");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        n += 1;
+    }
+    let e = c.resume(ResumeRequest {}).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    // An exec works again.
+    let (_tx, mut out) = exec(
+        &mut c,
+        "after",
+        process(&["echo", "ok"], false),
+        false,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(collect(&mut out).await.stdout, "ok\n");
+
+    // SIGKILL to a paused container kills it, as with Docker.
+    c.pause(PauseRequest {}).await.unwrap();
+    c.kill(KillRequest {
+        signal: 9,
+        all: false,
+    })
+    .await
+    .unwrap();
+    assert_eq!(wait_code(&mut c).await, 137);
+    shutdown_and_check(&env, &mut c, 137).await;
+    assert_eq!(env.processes(), Vec::<String>::new());
 }

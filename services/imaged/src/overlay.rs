@@ -1,0 +1,442 @@
+//! Reading overlay layers: one layer as it is on disk (a container's upper
+//! dir, whiteouts and opaque dirs included), or a stack of layers merged the
+//! way overlayfs merges them.
+//!
+//! Everything is reached through directory file descriptors, one name at a
+//! time, never following a symlink: a running container can change its
+//! upper dir while the daemon reads it, and swapping a directory for a
+//! symlink must not make the daemon list or read anything outside the layer.
+//! Entries that vanish while they are read are skipped, as Docker does.
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::libc;
+use nix::sys::stat::{FileStat, Mode};
+
+/// Set to "y" on a directory that hides the layers below it.
+pub const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
+/// Set on a directory renamed with `redirect_dir=on`.
+pub const REDIRECT_XATTR: &CStr = c"trusted.overlay.redirect";
+/// Set on a file copied up with `metacopy=on` (its data stays below).
+pub const METACOPY_XATTR: &CStr = c"trusted.overlay.metacopy";
+
+/// Deepest directory nesting read. The walks recurse and hold a descriptor
+/// per level, so a container's tree of endless nested directories must
+/// end in an error, not in a blown stack or descriptor table.
+pub const MAX_DEPTH: usize = 256;
+
+/// The error for a tree deeper than [`MAX_DEPTH`] at `path`.
+pub fn too_deep(path: &[OsString]) -> io::Error {
+    let mut shown = String::from_utf8_lossy(&join(path)).into_owned();
+    if shown.len() > 200 {
+        let cut = (0..=200)
+            .rev()
+            .find(|i| shown.is_char_boundary(*i))
+            .unwrap_or(0);
+        shown.truncate(cut);
+        shown.push('…');
+    }
+    io::Error::other(format!(
+        "/{shown}: directories nested deeper than {MAX_DEPTH} levels"
+    ))
+}
+
+/// What kind of file a stat describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+    Symlink,
+    Fifo,
+    Socket,
+    Char,
+    Block,
+}
+
+pub fn kind(st: &FileStat) -> Kind {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => Kind::Dir,
+        libc::S_IFLNK => Kind::Symlink,
+        libc::S_IFIFO => Kind::Fifo,
+        libc::S_IFSOCK => Kind::Socket,
+        libc::S_IFCHR => Kind::Char,
+        libc::S_IFBLK => Kind::Block,
+        _ => Kind::File,
+    }
+}
+
+/// An overlay whiteout: a character device 0/0.
+pub fn is_whiteout(st: &FileStat) -> bool {
+    kind(st) == Kind::Char && st.st_rdev == 0
+}
+
+/// Errors that mean the entry went away (or changed kind) while it was read.
+pub fn vanished(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP) | Some(libc::ESTALE)
+    )
+}
+
+fn errno(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+/// Opens a layer root (itself trusted: it is the daemon's own path).
+pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)
+}
+
+/// Opens the directory `name` of `dir`; fails if it is anything else.
+pub fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)
+}
+
+/// Opens the regular file `name` of `dir` for reading. `O_NONBLOCK` keeps a
+/// fifo swapped in meanwhile from blocking the open; the caller checks with
+/// `fstat` that it got the file it stat'ed.
+pub fn open_file_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<std::fs::File> {
+    let fd = nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// lstat of `name` in `dir`; `None` when it does not exist.
+pub fn stat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<FileStat>> {
+    match nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(errno(e)),
+    }
+}
+
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<FileStat> {
+    nix::sys::stat::fstat(fd).map_err(errno)
+}
+
+pub fn read_link_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OsString> {
+    nix::fcntl::readlinkat(dir, name).map_err(errno)
+}
+
+/// The names in `dir` ("." and ".." left out), sorted bytewise: the order
+/// Go's `filepath.Walk` visits them in, so the order `docker diff` prints.
+pub fn read_names(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
+    let mut d = Dir::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)?;
+    let mut names = Vec::new();
+    for entry in d.iter() {
+        let entry = entry.map_err(errno)?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(OsStr::from_bytes(name).to_os_string());
+        }
+    }
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names)
+}
+
+/// fgetxattr(2); `None` when the attribute is absent or unsupported.
+pub fn fgetxattr(fd: BorrowedFd<'_>, attr: &CStr) -> io::Result<Option<Vec<u8>>> {
+    let absent =
+        |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENODATA) | Some(libc::ENOTSUP));
+    for _ in 0..8 {
+        // SAFETY: `attr` is NUL-terminated and alive for the call; a null
+        // buffer of size 0 asks for the value's size only.
+        let size =
+            unsafe { libc::fgetxattr(fd.as_raw_fd(), attr.as_ptr(), std::ptr::null_mut(), 0) };
+        let Ok(size) = usize::try_from(size) else {
+            let e = io::Error::last_os_error();
+            return if absent(&e) { Ok(None) } else { Err(e) };
+        };
+        let mut value = vec![0u8; size];
+        // SAFETY: as above, and `value` is a writable buffer of
+        // `value.len()` bytes that outlives the call.
+        let got = unsafe {
+            libc::fgetxattr(
+                fd.as_raw_fd(),
+                attr.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        match usize::try_from(got) {
+            Ok(got) => {
+                value.truncate(got);
+                return Ok(Some(value));
+            }
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::ERANGE) {
+                    continue; // grew between the two calls
+                }
+                return if absent(&e) { Ok(None) } else { Err(e) };
+            }
+        }
+    }
+    Err(io::Error::other("xattr keeps changing size"))
+}
+
+/// flistxattr(2): the names of the xattrs of `fd` (none when unsupported).
+pub fn flistxattr(fd: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
+    for _ in 0..8 {
+        // SAFETY: a null buffer of size 0 asks for the list's size only.
+        let size = unsafe { libc::flistxattr(fd.as_raw_fd(), std::ptr::null_mut(), 0) };
+        let Ok(size) = usize::try_from(size) else {
+            let e = io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::ENOTSUP) {
+                Ok(Vec::new())
+            } else {
+                Err(e)
+            };
+        };
+        let mut list = vec![0u8; size];
+        // SAFETY: `list` is a writable buffer of `list.len()` bytes that
+        // outlives the call.
+        let got = unsafe { libc::flistxattr(fd.as_raw_fd(), list.as_mut_ptr().cast(), list.len()) };
+        match usize::try_from(got) {
+            Ok(got) => {
+                list.truncate(got);
+                return Ok(list
+                    .split(|b| *b == 0)
+                    .filter(|n| !n.is_empty())
+                    .filter_map(|n| CString::new(n).ok())
+                    .collect());
+            }
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::ERANGE) {
+                    continue;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Err(io::Error::other("xattr list keeps changing size"))
+}
+
+pub fn is_opaque(dir: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(fgetxattr(dir, OPAQUE_XATTR)?.as_deref() == Some(b"y".as_slice()))
+}
+
+/// Refuses a directory renamed under `redirect_dir=on`: its content lives
+/// under another name in the layers below, which rdock does not follow.
+pub fn check_not_redirected(dir: BorrowedFd<'_>, shown: &str) -> io::Result<()> {
+    if fgetxattr(dir, REDIRECT_XATTR)?.is_some() {
+        return Err(io::Error::other(format!(
+            "{shown} is a directory renamed with overlay redirect_dir=on, which rdock cannot read; \
+             mount container root filesystems with redirect_dir=off"
+        )));
+    }
+    Ok(())
+}
+
+/// An entry of a merged directory as overlayfs shows it.
+#[derive(Clone, Copy)]
+pub struct Visible {
+    /// The part (index into [`Merged::parts`]) it comes from.
+    pub part: usize,
+    pub stat: FileStat,
+}
+
+/// One directory of a merged view: the real directories that make it up,
+/// topmost first, down to the first opaque one.
+pub struct Merged {
+    parts: Vec<OwnedFd>,
+}
+
+impl Merged {
+    /// The root of `layers` (topmost first) merged.
+    pub fn root(layers: &[PathBuf]) -> io::Result<Merged> {
+        let mut parts = Vec::with_capacity(layers.len());
+        for l in layers {
+            let fd = open_root(l).map_err(|e| {
+                io::Error::new(e.kind(), format!("open layer {}: {e}", l.display()))
+            })?;
+            let opaque = is_opaque(fd.as_fd())?;
+            parts.push(fd);
+            if opaque {
+                break;
+            }
+        }
+        Ok(Merged { parts })
+    }
+
+    /// The topmost directory, whose metadata the merged directory shows.
+    pub fn top(&self) -> Option<BorrowedFd<'_>> {
+        self.parts.first().map(|p| p.as_fd())
+    }
+
+    /// Refuses the directory if a part of it was renamed under
+    /// `redirect_dir=on` (see [`check_not_redirected`]).
+    pub fn check_not_redirected(&self, shown: &str) -> io::Result<()> {
+        self.parts
+            .iter()
+            .try_for_each(|p| check_not_redirected(p.as_fd(), shown))
+    }
+
+    pub fn part(&self, i: usize) -> Option<BorrowedFd<'_>> {
+        self.parts.get(i).map(|p| p.as_fd())
+    }
+
+    /// The entries the merged directory shows, by name: the topmost layer
+    /// holding a name decides, and a whiteout there hides it.
+    pub fn entries(&self) -> io::Result<BTreeMap<OsString, Visible>> {
+        let mut seen: BTreeMap<OsString, Option<Visible>> = BTreeMap::new();
+        for (i, part) in self.parts.iter().enumerate() {
+            for name in read_names(part.as_fd())? {
+                if seen.contains_key(&name) {
+                    continue;
+                }
+                let Some(stat) = stat_at(part.as_fd(), &name)? else {
+                    continue;
+                };
+                let v = (!is_whiteout(&stat)).then_some(Visible { part: i, stat });
+                seen.insert(name, v);
+            }
+        }
+        Ok(seen
+            .into_iter()
+            .filter_map(|(n, v)| v.map(|v| (n, v)))
+            .collect())
+    }
+
+    /// The merged directory `name`, or `None` when the view shows no
+    /// directory there.
+    pub fn child(&self, name: &OsStr) -> io::Result<Option<Merged>> {
+        let mut parts = Vec::new();
+        for part in &self.parts {
+            let Some(st) = stat_at(part.as_fd(), name)? else {
+                continue;
+            };
+            if kind(&st) != Kind::Dir {
+                // A whiteout or a non-directory hides what is below.
+                break;
+            }
+            let fd = match open_dir_at(part.as_fd(), name) {
+                Ok(fd) => fd,
+                Err(e) if vanished(&e) => break,
+                Err(e) => return Err(e),
+            };
+            let opaque = is_opaque(fd.as_fd())?;
+            parts.push(fd);
+            if opaque {
+                break;
+            }
+        }
+        Ok((!parts.is_empty()).then_some(Merged { parts }))
+    }
+}
+
+/// `a/b/c` from path components.
+pub fn join(components: &[OsString]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, c) in components.iter().enumerate() {
+        if i > 0 {
+            out.push(b'/');
+        }
+        out.extend_from_slice(c.as_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn names(m: &Merged) -> Vec<String> {
+        m.entries()
+            .unwrap()
+            .into_keys()
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    pub(crate) fn whiteout(p: &Path) {
+        nix::sys::stat::mknod(
+            p,
+            nix::sys::stat::SFlag::S_IFCHR,
+            Mode::empty(),
+            nix::sys::stat::makedev(0, 0),
+        )
+        .unwrap();
+    }
+
+    pub(crate) fn set_opaque(p: &Path) {
+        let fd = open_root(p).unwrap();
+        // SAFETY: NUL-terminated name and a 1-byte value alive for the call.
+        let rc = unsafe {
+            libc::fsetxattr(
+                fd.as_raw_fd(),
+                OPAQUE_XATTR.as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+    }
+
+    #[test]
+    fn merges_like_overlayfs() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: whiteouts and trusted xattrs need root");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let (top, bottom) = (t.path().join("top"), t.path().join("bottom"));
+        for d in ["a/x", "b", "c"] {
+            std::fs::create_dir_all(bottom.join(d)).unwrap();
+        }
+        std::fs::write(bottom.join("a/x/f"), b"1").unwrap();
+        std::fs::write(bottom.join("a/old"), b"1").unwrap();
+        std::fs::write(bottom.join("gone"), b"1").unwrap();
+        std::fs::create_dir_all(top.join("a")).unwrap();
+        std::fs::create_dir_all(top.join("b")).unwrap();
+        std::fs::write(top.join("b/new"), b"2").unwrap();
+        set_opaque(&top.join("b"));
+        whiteout(&top.join("gone"));
+        std::fs::write(top.join("c"), b"file over dir").unwrap();
+        symlink("/etc", top.join("link")).unwrap();
+
+        let root = Merged::root(&[top.clone(), bottom.clone()]).unwrap();
+        assert_eq!(names(&root), ["a", "b", "c", "link"]);
+        let a = root.child(OsStr::new("a")).unwrap().unwrap();
+        assert_eq!(names(&a), ["old", "x"]);
+        let b = root.child(OsStr::new("b")).unwrap().unwrap();
+        assert_eq!(names(&b), ["new"], "opaque dir hides the lower one");
+        assert!(root.child(OsStr::new("c")).unwrap().is_none());
+        assert!(root.child(OsStr::new("link")).unwrap().is_none());
+        assert!(root.child(OsStr::new("gone")).unwrap().is_none());
+        assert_eq!(join(&["a".into(), "b".into()]), b"a/b");
+    }
+}
