@@ -8,8 +8,12 @@
 //! whether the tar made it or it was there, is never followed), files are
 //! created with `O_EXCL | O_NOFOLLOW`, hard links must point inside the
 //! destination, device nodes are not made, and set-id bits are dropped.
-//! Ownership is not changed (as Docker's client: the files are the user's).
+//! Entries, their data and the bytes of their headers are bounded
+//! ([`ExtractLimits`]), and a stream without its end-of-archive marker is
+//! truncated, an error. Ownership is not changed (as Docker's client: the
+//! files are the user's).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -360,12 +364,80 @@ pub struct Extracted {
     pub bytes: u64,
 }
 
+/// Bounds on one extraction. The tar comes from the runtime daemon, which
+/// is trusted no more than any peer: a stream of endless entries, file
+/// data or extension headers (which the tar reader holds in memory) ends
+/// in an error, not in a full disk or memory.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtractLimits {
+    /// Most entries.
+    pub max_entries: u64,
+    /// Most bytes of entry data, all entries together.
+    pub max_bytes: u64,
+    /// Most bytes read between two entries (padding, the header, GNU long
+    /// names, PAX records).
+    pub max_header_bytes: u64,
+}
+
+impl Default for ExtractLimits {
+    fn default() -> Self {
+        ExtractLimits {
+            max_entries: 1_000_000,
+            max_bytes: 64 << 30,
+            max_header_bytes: 2 << 20,
+        }
+    }
+}
+
+/// Bytes accepted after the end-of-archive marker (tar pads to records).
+const MAX_TRAILER_BYTES: u64 = 1 << 20;
+
+/// Where the tar reader is reading: bounds the bytes of headers and
+/// notices the end of the stream.
+#[derive(Default)]
+struct Guard {
+    in_headers: Cell<bool>,
+    header_bytes: Cell<u64>,
+    max_header_bytes: u64,
+    overflow: Cell<bool>,
+    eof: Cell<bool>,
+}
+
+struct GuardedReader<'g, R> {
+    inner: R,
+    guard: &'g Guard,
+}
+
+impl<R: Read> Read for GuardedReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.guard.eof.set(true);
+        }
+        if self.guard.in_headers.get() {
+            let used = self.guard.header_bytes.get().saturating_add(n as u64);
+            self.guard.header_bytes.set(used);
+            if used > self.guard.max_header_bytes {
+                self.guard.overflow.set(true);
+                return Err(io::Error::other("tar headers too large"));
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Extracts the tar read from `r` into the existing directory `dest`,
-/// renaming its top with `rebase`. An existing directory is merged into;
-/// a directory never replaces a file or the reverse (Docker's
-/// `NoOverwriteDirNonDir`); any other existing entry is replaced. When the
-/// archive is refused or breaks, what it had made is removed again.
-pub fn extract<R: Read>(r: R, dest: &Path, rebase: Option<&Rebase>) -> Result<Extracted> {
+/// renaming its top with `rebase`, within `limits`. An existing directory
+/// is merged into; a directory never replaces a file or the reverse
+/// (Docker's `NoOverwriteDirNonDir`); any other existing entry is
+/// replaced. When the archive is refused or breaks, what it had made is
+/// removed again.
+pub fn extract<R: Read>(
+    r: R,
+    dest: &Path,
+    rebase: Option<&Rebase>,
+    limits: &ExtractLimits,
+) -> Result<Extracted> {
     let root: OwnedFd = File::open(dest)
         .with_context(|| format!("open {}", dest.display()))?
         .into();
@@ -375,10 +447,17 @@ pub fn extract<R: Read>(r: R, dest: &Path, rebase: Option<&Rebase>) -> Result<Ex
     {
         bail!("{}: not a directory", dest.display());
     }
-    let mut made = Made::new();
-    let result = extract_into(r, &root, dest, rebase, &mut made);
+    let mut x = Extraction {
+        root: &root,
+        dest,
+        rebase,
+        made: Made::new(),
+        dirs: Vec::new(),
+        done: Extracted::default(),
+    };
+    let result = x.run(r, limits);
     if result.is_err() {
-        for (path, is_dir) in made.iter().rev() {
+        for (path, is_dir) in x.made.iter().rev() {
             let Ok(parts) = components(path) else {
                 continue;
             };
@@ -395,42 +474,115 @@ pub fn extract<R: Read>(r: R, dest: &Path, rebase: Option<&Rebase>) -> Result<Ex
             }
         }
     }
-    result
+    result.map(|()| x.done)
 }
 
-fn extract_into<R: Read>(
-    r: R,
-    root: &OwnedFd,
-    dest: &Path,
-    rebase: Option<&Rebase>,
-    made: &mut Made,
-) -> Result<Extracted> {
-    let mut archive = tar::Archive::new(r);
-    let mut done = Extracted::default();
-    // Directories get their mode and time at the end, so that a read-only
-    // one can still be filled (Docker does the same for times).
-    let mut dirs: Vec<(String, u32, u64)> = Vec::new();
-    for entry in archive.entries().context("read the archive")? {
-        let mut entry = entry.context("read the archive")?;
+struct Extraction<'a> {
+    root: &'a OwnedFd,
+    dest: &'a Path,
+    rebase: Option<&'a Rebase>,
+    /// What this extraction made, for undo.
+    made: Made,
+    /// Directories get their mode and time at the end, so that a read-only
+    /// one can still be filled (Docker does the same for times).
+    dirs: Vec<(String, u32, u64)>,
+    done: Extracted,
+}
+
+impl Extraction<'_> {
+    fn run<R: Read>(&mut self, r: R, limits: &ExtractLimits) -> Result<()> {
+        let guard = Guard {
+            max_header_bytes: limits.max_header_bytes,
+            ..Default::default()
+        };
+        let mut guarded = GuardedReader {
+            inner: r,
+            guard: &guard,
+        };
+        let stream_error = |e: io::Error| {
+            if guard.overflow.get() {
+                anyhow!(
+                    "refusing the archive: the headers of one entry exceed {} bytes",
+                    limits.max_header_bytes
+                )
+            } else {
+                anyhow!("read the archive: {e}")
+            }
+        };
+        {
+            let mut archive = tar::Archive::new(&mut guarded);
+            let mut entries = archive.entries().map_err(stream_error)?;
+            let (mut count, mut data) = (0u64, 0u64);
+            loop {
+                guard.header_bytes.set(0);
+                guard.in_headers.set(true);
+                let next = entries.next();
+                guard.in_headers.set(false);
+                let mut entry = match next {
+                    None => break,
+                    Some(e) => e.map_err(stream_error)?,
+                };
+                count += 1;
+                if count > limits.max_entries {
+                    bail!(
+                        "refusing the archive: it has more than {} entries",
+                        limits.max_entries
+                    );
+                }
+                data = data.saturating_add(entry.size());
+                if data > limits.max_bytes {
+                    bail!(
+                        "refusing the archive: its entries hold more than {} bytes",
+                        limits.max_bytes
+                    );
+                }
+                self.entry(&mut entry)?;
+                // What the entry was not read for (a skipped one's data) is
+                // data, not headers: read it here.
+                io::copy(&mut entry, &mut io::sink()).map_err(stream_error)?;
+            }
+        }
+        if guard.eof.get() {
+            bail!("read the archive: it is truncated (no end-of-archive marker)");
+        }
+        // What follows the marker (record padding), bounded.
+        let mut rest = (&mut guarded).take(MAX_TRAILER_BYTES + 1);
+        let n = io::copy(&mut rest, &mut io::sink()).map_err(stream_error)?;
+        if n > MAX_TRAILER_BYTES {
+            bail!("refusing the archive: data follows its end");
+        }
+        for (name, mode, mtime) in self.dirs.iter().rev() {
+            let parts = components(name)?;
+            let dir = open_parents(self.root, &parts, None, name)?;
+            fchmod(dir.as_fd(), Mode::from_bits_truncate(*mode))
+                .map_err(|e| anyhow!("extract {name}: chmod: {}", why(e)))?;
+            let t = TimeSpec::new(*mtime as nix::libc::time_t, 0);
+            let _ = futimens(dir.as_fd(), &t, &t);
+        }
+        Ok(())
+    }
+
+    /// Places one entry.
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw = entry.path_bytes();
         let raw = std::str::from_utf8(&raw)
             .map_err(|_| anyhow!("refusing an entry whose name is not UTF-8"))?
             .to_string();
-        let name = match rebase {
+        let name = match self.rebase {
             Some(r) => r.apply(&raw),
             None => normalize_name(&raw),
         };
         let parts = components(&name)?;
         let Some((leaf, parents)) = parts.split_last() else {
             // The destination itself (`.`): left as it is.
-            continue;
+            return Ok(());
         };
         let header = entry.header();
         let kind = header.entry_type();
         let mode = header.mode().unwrap_or(0o644) & 0o1777;
         let mtime = header.mtime().unwrap_or(0);
-        let parent = open_parents(root, parents, Some(made), &name)?;
-        let shown = dest.join(&name);
+        let parent = open_parents(self.root, parents, Some(&mut self.made), &name)?;
+        let shown = self.dest.join(&name);
         let existing = fstatat(parent.as_fd(), *leaf, AtFlags::AT_SYMLINK_NOFOLLOW).ok();
         let existing_is_dir = existing.map(|st| {
             SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
@@ -451,6 +603,9 @@ fn extract_into<R: Read>(
                 .map_err(|e| anyhow!("extract {name}: replace it: {}", why(e)))?,
             (None, _) => {}
         }
+        // A new entry is noted for undo as soon as it exists (one that
+        // replaced another is not: what it replaced is gone either way).
+        let is_new = existing.is_none();
         let times = (
             TimeSpec::new(mtime as nix::libc::time_t, 0),
             TimeSpec::new(mtime as nix::libc::time_t, 0),
@@ -460,9 +615,9 @@ fn extract_into<R: Read>(
                 if existing_is_dir != Some(true) {
                     mkdirat(parent.as_fd(), *leaf, Mode::from_bits_truncate(0o700))
                         .map_err(|e| anyhow!("extract {name}: {}", why(e)))?;
-                    made.push((name.clone(), true));
+                    self.made.push((name.clone(), true));
                 }
-                dirs.push((name.clone(), mode, mtime));
+                self.dirs.push((name.clone(), mode, mtime));
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let fd = openat(
@@ -476,24 +631,28 @@ fn extract_into<R: Read>(
                     Mode::from_bits_truncate(0o600),
                 )
                 .map_err(|e| anyhow!("extract {name}: {}", why(e)))?;
+                if is_new {
+                    self.made.push((name.clone(), false));
+                }
                 let mut file = File::from(fd);
                 let expected = entry.size();
-                let written = match io::copy(&mut entry, &mut file) {
-                    Ok(n) if n == expected => Ok(n),
+                let written = match io::copy(entry, &mut file) {
+                    Ok(n) if n == expected => fchmod(file.as_fd(), Mode::from_bits_truncate(mode))
+                        .map(|()| n)
+                        .map_err(|e| anyhow!("extract {name}: chmod: {}", why(e))),
                     Ok(_) => Err(anyhow!("extract {name}: the archive ended early")),
                     Err(e) => Err(anyhow!("extract {name}: {e}")),
                 };
                 let written = match written {
                     Ok(n) => n,
                     Err(e) => {
+                        // Not left half-written, new or not.
                         drop(file);
                         let _ = unlinkat(parent.as_fd(), *leaf, UnlinkatFlags::NoRemoveDir);
                         return Err(e);
                     }
                 };
-                done.bytes += written;
-                fchmod(file.as_fd(), Mode::from_bits_truncate(mode))
-                    .map_err(|e| anyhow!("extract {name}: chmod: {}", why(e)))?;
+                self.done.bytes += written;
                 let _ = futimens(file.as_fd(), &times.0, &times.1);
             }
             EntryType::Symlink => {
@@ -502,6 +661,9 @@ fn extract_into<R: Read>(
                     .ok_or_else(|| anyhow!("extract {name}: a symlink without a target"))?;
                 symlinkat(OsStr::from_bytes(&target), parent.as_fd(), *leaf)
                     .map_err(|e| anyhow!("extract {name}: {}", why(e)))?;
+                if is_new {
+                    self.made.push((name.clone(), false));
+                }
                 let _ = utimensat(
                     parent.as_fd(),
                     *leaf,
@@ -516,7 +678,7 @@ fn extract_into<R: Read>(
                     .ok_or_else(|| anyhow!("extract {name}: a hard link without a target"))?;
                 let target = std::str::from_utf8(&target)
                     .map_err(|_| anyhow!("extract {name}: a link target that is not UTF-8"))?;
-                let target = match rebase {
+                let target = match self.rebase {
                     Some(r) => r.apply(target),
                     None => normalize_name(target),
                 };
@@ -524,7 +686,7 @@ fn extract_into<R: Read>(
                 let Some((tleaf, tparents)) = tparts.split_last() else {
                     bail!("extract {name}: a hard link to the destination itself");
                 };
-                let tdir = open_parents(root, tparents, None, &name)?;
+                let tdir = open_parents(self.root, tparents, None, &name)?;
                 linkat(
                     tdir.as_fd(),
                     *tleaf,
@@ -533,34 +695,29 @@ fn extract_into<R: Read>(
                     AtFlags::empty(),
                 )
                 .map_err(|e| anyhow!("extract {name}: link to {target}: {}", why(e)))?;
+                if is_new {
+                    self.made.push((name.clone(), false));
+                }
             }
             EntryType::Fifo => {
                 mkfifoat(parent.as_fd(), *leaf, Mode::from_bits_truncate(mode))
                     .map_err(|e| anyhow!("extract {name}: {}", why(e)))?;
+                if is_new {
+                    self.made.push((name.clone(), false));
+                }
             }
             EntryType::Char | EntryType::Block => {
                 tracing::debug!(entry = %name, "cp: not making a device node");
-                continue;
+                return Ok(());
             }
             other => {
                 tracing::debug!(entry = %name, kind = ?other, "cp: skipping an entry");
-                continue;
+                return Ok(());
             }
         }
-        if kind != EntryType::Directory && existing.is_none() {
-            made.push((name.clone(), false));
-        }
-        done.entries += 1;
+        self.done.entries += 1;
+        Ok(())
     }
-    for (name, mode, mtime) in dirs.iter().rev() {
-        let parts = components(name)?;
-        let dir = open_parents(root, &parts, None, name)?;
-        fchmod(dir.as_fd(), Mode::from_bits_truncate(*mode))
-            .map_err(|e| anyhow!("extract {name}: chmod: {}", why(e)))?;
-        let t = TimeSpec::new(*mtime as nix::libc::time_t, 0);
-        let _ = futimens(dir.as_fd(), &t, &t);
-    }
-    Ok(done)
 }
 
 #[cfg(test)]
@@ -620,7 +777,7 @@ mod tests {
 
         let data = tar_resource(&s.join("tree"), "renamed", Vec::new()).unwrap();
         let dst = tempfile::tempdir().unwrap();
-        let done = extract(&data[..], dst.path(), None).unwrap();
+        let done = extract(&data[..], dst.path(), None, &ExtractLimits::default()).unwrap();
         let d = dst.path().join("renamed");
         assert_eq!(fs::read_to_string(d.join("a.txt")).unwrap(), "alpha");
         assert_eq!(fs::read_to_string(d.join("sub/b.txt")).unwrap(), "beta");
@@ -643,7 +800,7 @@ mod tests {
         let data = tar_resource(&s.join("tree"), ".", Vec::new()).unwrap();
         let dst2 = tempfile::tempdir().unwrap();
         fs::write(dst2.path().join("keep"), "k").unwrap();
-        extract(&data[..], dst2.path(), None).unwrap();
+        extract(&data[..], dst2.path(), None, &ExtractLimits::default()).unwrap();
         assert!(dst2.path().join("keep").exists());
         assert_eq!(
             fs::read_to_string(dst2.path().join("sub/b.txt")).unwrap(),
@@ -652,7 +809,7 @@ mod tests {
 
         // A single file under another name.
         let data = tar_resource(&s.join("tree/a.txt"), "x.txt", Vec::new()).unwrap();
-        extract(&data[..], dst2.path(), None).unwrap();
+        extract(&data[..], dst2.path(), None, &ExtractLimits::default()).unwrap();
         assert_eq!(
             fs::read_to_string(dst2.path().join("x.txt")).unwrap(),
             "alpha"
@@ -670,7 +827,9 @@ mod tests {
 
         // `..` in a name.
         let t = tar_of(&[("../evil", EntryType::Regular, b"x", "")]);
-        let err = extract(&t[..], &dest, None).unwrap_err().to_string();
+        let err = extract(&t[..], &dest, None, &ExtractLimits::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("leaves the destination"), "{err}");
         assert!(!outer.path().join("evil").exists());
 
@@ -679,7 +838,9 @@ mod tests {
             ("esc", EntryType::Symlink, b"", outside_s),
             ("esc/pwned", EntryType::Regular, b"x", ""),
         ]);
-        let err = extract(&t[..], &dest, None).unwrap_err().to_string();
+        let err = extract(&t[..], &dest, None, &ExtractLimits::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is not a directory"), "{err}");
         assert!(!outside.join("pwned").exists());
         // What the refused archive had made is gone again.
@@ -688,30 +849,30 @@ mod tests {
         // A symlink already in the destination is not followed either.
         std::os::unix::fs::symlink(&outside, dest.join("pre")).unwrap();
         let t = tar_of(&[("pre/pwned", EntryType::Regular, b"x", "")]);
-        assert!(extract(&t[..], &dest, None).is_err());
+        assert!(extract(&t[..], &dest, None, &ExtractLimits::default()).is_err());
         assert!(!outside.join("pwned").exists());
 
         // A file entry over a symlink replaces the link, not its target.
         fs::write(outside.join("target"), "safe").unwrap();
         std::os::unix::fs::symlink(outside.join("target"), dest.join("f")).unwrap();
         let t = tar_of(&[("f", EntryType::Regular, b"new", "")]);
-        extract(&t[..], &dest, None).unwrap();
+        extract(&t[..], &dest, None, &ExtractLimits::default()).unwrap();
         assert_eq!(fs::read_to_string(outside.join("target")).unwrap(), "safe");
         assert_eq!(fs::read_to_string(dest.join("f")).unwrap(), "new");
 
         // A hard link to a file outside.
         let t = tar_of(&[("h", EntryType::Link, b"", "../outside/target")]);
-        assert!(extract(&t[..], &dest, None).is_err());
+        assert!(extract(&t[..], &dest, None, &ExtractLimits::default()).is_err());
         let t = tar_of(&[("h", EntryType::Link, b"", "pre/target")]);
-        assert!(extract(&t[..], &dest, None).is_err());
+        assert!(extract(&t[..], &dest, None, &ExtractLimits::default()).is_err());
         assert!(!dest.join("h").exists());
 
         // Absolute names stay inside; set-id bits and devices are dropped.
         let mut t = tar_of(&[("/abs", EntryType::Regular, b"a", "")]);
-        extract(&t[..], &dest, None).unwrap();
+        extract(&t[..], &dest, None, &ExtractLimits::default()).unwrap();
         assert_eq!(fs::read_to_string(dest.join("abs")).unwrap(), "a");
         t = tar_of(&[("dev", EntryType::Char, b"", "")]);
-        extract(&t[..], &dest, None).unwrap();
+        extract(&t[..], &dest, None, &ExtractLimits::default()).unwrap();
         assert!(!dest.join("dev").exists());
     }
 
@@ -721,10 +882,14 @@ mod tests {
         fs::create_dir(dest.path().join("d")).unwrap();
         fs::write(dest.path().join("f"), "x").unwrap();
         let t = tar_of(&[("d", EntryType::Regular, b"x", "")]);
-        let err = extract(&t[..], dest.path(), None).unwrap_err().to_string();
+        let err = extract(&t[..], dest.path(), None, &ExtractLimits::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("cannot overwrite directory"), "{err}");
         let t = tar_of(&[("f", EntryType::Directory, b"", "")]);
-        let err = extract(&t[..], dest.path(), None).unwrap_err().to_string();
+        let err = extract(&t[..], dest.path(), None, &ExtractLimits::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("cannot overwrite non-directory"), "{err}");
     }
 
@@ -732,7 +897,105 @@ mod tests {
     fn a_truncated_stream_fails_and_removes_the_partial_file() {
         let t = tar_of(&[("big", EntryType::Regular, &[7u8; 4096], "")]);
         let dest = tempfile::tempdir().unwrap();
-        assert!(extract(&t[..1024], dest.path(), None).is_err());
+        assert!(extract(&t[..1024], dest.path(), None, &ExtractLimits::default()).is_err());
         assert!(!dest.path().join("big").exists());
+    }
+
+    fn limits(entries: u64, bytes: u64, headers: u64) -> ExtractLimits {
+        ExtractLimits {
+            max_entries: entries,
+            max_bytes: bytes,
+            max_header_bytes: headers,
+        }
+    }
+
+    fn is_empty(dir: &Path) -> bool {
+        fs::read_dir(dir).unwrap().next().is_none()
+    }
+
+    #[test]
+    fn limits_refuse_the_archive_and_undo_it() {
+        let three = tar_of(&[
+            ("d", EntryType::Directory, b"", ""),
+            ("d/a", EntryType::Regular, &[1u8; 600], ""),
+            ("b", EntryType::Regular, &[2u8; 600], ""),
+        ]);
+        let dest = tempfile::tempdir().unwrap();
+        let err = extract(&three[..], dest.path(), None, &limits(2, 1 << 20, 1 << 20))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "refusing the archive: it has more than 2 entries");
+        assert!(is_empty(dest.path()), "the files made before are gone");
+        let err = extract(&three[..], dest.path(), None, &limits(10, 1000, 1 << 20))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "refusing the archive: its entries hold more than 1000 bytes"
+        );
+        assert!(is_empty(dest.path()));
+        let done = extract(&three[..], dest.path(), None, &limits(3, 1200, 1 << 20)).unwrap();
+        assert_eq!(
+            done,
+            Extracted {
+                entries: 3,
+                bytes: 1200
+            }
+        );
+
+        // A long name is an extension header, read into memory: bounded.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "n/".repeat(4000) + "f", &b"x"[..])
+            .unwrap();
+        let long = b.into_inner().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let err = extract(&long[..], dest.path(), None, &limits(10, 1 << 20, 4096))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "refusing the archive: the headers of one entry exceed 4096 bytes"
+        );
+        assert!(is_empty(dest.path()));
+
+        // The data of a skipped entry is not taken for headers.
+        let dev = tar_of(&[
+            ("dev", EntryType::Char, &[0u8; 8192], ""),
+            ("f", EntryType::Regular, b"f", ""),
+        ]);
+        let done = extract(&dev[..], dest.path(), None, &limits(10, 1 << 20, 4096)).unwrap();
+        assert_eq!(done.entries, 1);
+        assert_eq!(fs::read(dest.path().join("f")).unwrap(), b"f");
+    }
+
+    #[test]
+    fn a_stream_without_its_end_or_with_junk_after_it_is_refused() {
+        let t = tar_of(&[("a", EntryType::Regular, b"alpha", "")]);
+        // Builder ends the archive with two zero blocks; cut them off.
+        let cut = &t[..t.len() - 1024];
+        let dest = tempfile::tempdir().unwrap();
+        let err = extract(cut, dest.path(), None, &ExtractLimits::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "read the archive: it is truncated (no end-of-archive marker)"
+        );
+        assert!(is_empty(dest.path()));
+        let mut junk = t.clone();
+        junk.extend(std::iter::repeat_n(7u8, (MAX_TRAILER_BYTES + 1) as usize));
+        let err = extract(&junk[..], dest.path(), None, &ExtractLimits::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "refusing the archive: data follows its end");
+        assert!(is_empty(dest.path()));
+        // Record padding after the marker is fine.
+        let mut padded = t.clone();
+        padded.extend(std::iter::repeat_n(0u8, 8192));
+        extract(&padded[..], dest.path(), None, &ExtractLimits::default()).unwrap();
+        assert_eq!(fs::read(dest.path().join("a")).unwrap(), b"alpha");
     }
 }

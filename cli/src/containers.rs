@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::io::{self, Write};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use rdock_proto::runtime::v1::{
     ContainerSummary, KillContainerRequest, ListContainersRequest, LogsRequest,
     RemoveContainerRequest, StopContainerRequest, TopRequest, WaitRequest,
@@ -15,8 +15,10 @@ use serde::Serialize;
 use crate::args::{KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs, TopArgs, WaitArgs};
 use crate::conn::Target;
 use crate::error::{self, Reported};
-use crate::format::{ago, created_at, ellipsis, go_quote, now, short_id, table, table_min_width};
-use crate::template::GoTemplate;
+use crate::format::{
+    ago, check_template, created_at, ellipsis, go_quote, now, render_rows, short_id,
+    table_min_width,
+};
 
 /// Docker's `ps` COMMAND width before it is cut with `…`.
 const COMMAND_WIDTH: usize = 20;
@@ -81,66 +83,44 @@ pub fn render_ps(args: &PsArgs, containers: &[ContainerSummary], now: i64) -> Re
     list.sort_by_key(|c| std::cmp::Reverse(c.created));
     let trunc = !args.no_trunc;
     let rows: Vec<PsJson> = list.iter().map(|c| ps_row(c, trunc, now)).collect();
-    let mut out = String::new();
     if args.quiet {
+        let mut out = String::new();
         for r in &rows {
             out.push_str(&r.id);
             out.push('\n');
         }
         return Ok(out);
     }
-    match args.format.as_deref().map(str::trim) {
-        None | Some("") | Some("table") => {
-            let mut cells = vec![[
-                "CONTAINER ID",
-                "IMAGE",
-                "COMMAND",
-                "CREATED",
-                "STATUS",
-                "PORTS",
-                "NAMES",
+    render_rows(
+        args.format.as_deref(),
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ],
+        &rows,
+        |r| {
+            vec![
+                r.id.clone(),
+                r.image.clone(),
+                r.command.clone(),
+                r.running_for.clone(),
+                r.status.clone(),
+                r.ports.clone(),
+                r.names.clone(),
             ]
-            .map(String::from)
-            .to_vec()];
-            for r in rows {
-                cells.push(vec![
-                    r.id,
-                    r.image,
-                    r.command,
-                    r.running_for,
-                    r.status,
-                    r.ports,
-                    r.names,
-                ]);
-            }
-            out = table(&cells);
-        }
-        Some("json") => {
-            for r in &rows {
-                out.push_str(&serde_json::to_string(r)?);
-                out.push('\n');
-            }
-        }
-        Some(f) if f.starts_with("table") => {
-            bail!("unsupported format {f:?}: use \"table\", \"json\" or a Go template")
-        }
-        Some(f) => {
-            let tmpl = GoTemplate::parse(f)?;
-            for r in &rows {
-                out.push_str(&tmpl.render(&serde_json::to_value(r)?)?);
-                out.push('\n');
-            }
-        }
-    }
-    Ok(out)
+        },
+    )
 }
 
 pub async fn ps(target: &Target, args: &PsArgs) -> Result<()> {
     // Fail on a bad template before talking to the daemon.
-    if let Some(f) = args.format.as_deref().map(str::trim) {
-        if !args.quiet && !matches!(f, "" | "table" | "json") && !f.starts_with("table") {
-            GoTemplate::parse(f)?;
-        }
+    if !args.quiet {
+        check_template(args.format.as_deref())?;
     }
     let mut rt = target.runtime().await?;
     let list = rt

@@ -308,6 +308,7 @@ async fn copy_from(
             ChannelReader::new(rx),
             std::path::Path::new(&dir),
             rebase.as_ref(),
+            &archive::ExtractLimits::default(),
         )
     });
     let mut received: u64 = 0;

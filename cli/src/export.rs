@@ -1,7 +1,9 @@
 //! `export`: a container's whole filesystem as a tar, to stdout or to a
 //! file (`-o`). Like Docker, it refuses to write a tar to a terminal. A
 //! file is written under a temporary name and renamed when complete, so a
-//! failed export leaves nothing behind.
+//! failed export leaves nothing behind; SIGINT, SIGTERM and SIGHUP are
+//! caught while it is written, so an interrupted one does not either (the
+//! exit code is then 128 + the signal, as a shell shows a killed command).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
@@ -13,7 +15,9 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::args::ExportArgs;
 use crate::conn::Target;
+use crate::error::Exit;
 use crate::paths::validate_output_path;
+use crate::session::Signals;
 use crate::term;
 
 pub const TERMINAL_REFUSAL: &str =
@@ -46,9 +50,25 @@ pub async fn export(target: &Target, args: &ExportArgs) -> Result<()> {
             out.flush().await?;
         }
         Some(path) => {
+            // A signal's default action would end the process before the
+            // temporary file is removed.
+            let mut signals = Signals::ending()?;
             let mut file = PartialFile::create(path)?;
-            while let Some(chunk) = stream.message().await? {
-                file.write_all(&chunk.data)?;
+            loop {
+                tokio::select! {
+                    chunk = stream.message() => match chunk? {
+                        Some(chunk) => file.write_all(&chunk.data)?,
+                        None => break,
+                    },
+                    (_, num) = signals.next() => {
+                        // The file goes with `file`, dropped on the way out.
+                        return Err(Exit {
+                            code: (128 + num) as u8,
+                            message: None,
+                        }
+                        .into());
+                    }
+                }
             }
             file.commit()?;
         }

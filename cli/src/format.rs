@@ -1,7 +1,79 @@
 //! Output the way Docker prints it: aligned tables, human sizes
-//! ("4.26MB"), relative times ("2 hours ago"), short ids.
+//! ("4.26MB"), relative times ("2 hours ago"), short ids, and the rows of
+//! list commands as `--format` asks for them.
 
+use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::template::GoTemplate;
+
+/// What a list command's `--format` asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Layout<'a> {
+    Table,
+    Json,
+    Template(&'a str),
+}
+
+fn layout(format: Option<&str>) -> Result<Layout<'_>> {
+    match format.map(str::trim).unwrap_or("") {
+        "" | "table" => Ok(Layout::Table),
+        "json" => Ok(Layout::Json),
+        f if f.starts_with("table") => {
+            bail!("unsupported format {f:?}: use \"table\", \"json\" or a Go template")
+        }
+        f => Ok(Layout::Template(f)),
+    }
+}
+
+/// Whether `--format` asks for the default table (nothing, or "table").
+pub fn is_table(format: Option<&str>) -> bool {
+    matches!(format.map(str::trim), None | Some("" | "table"))
+}
+
+/// Checks a list command's `--format` before the daemon is asked: a
+/// template must parse, and "table …" is not a format rdockctl knows.
+pub fn check_template(format: Option<&str>) -> Result<()> {
+    if let Layout::Template(f) = layout(format)? {
+        GoTemplate::parse(f)?;
+    }
+    Ok(())
+}
+
+/// A list command's rows as `--format` asks: Docker's table (`header`,
+/// then the `cells` of each row), one JSON object per line, or one line
+/// per row from a Go template (given the row's JSON object).
+pub fn render_rows<T: Serialize>(
+    format: Option<&str>,
+    header: &[&str],
+    rows: &[T],
+    cells: impl Fn(&T) -> Vec<String>,
+) -> Result<String> {
+    let mut out = String::new();
+    match layout(format)? {
+        Layout::Table => {
+            let mut all = Vec::with_capacity(rows.len() + 1);
+            all.push(header.iter().map(|h| h.to_string()).collect());
+            all.extend(rows.iter().map(cells));
+            out = table(&all);
+        }
+        Layout::Json => {
+            for r in rows {
+                out.push_str(&serde_json::to_string(r)?);
+                out.push('\n');
+            }
+        }
+        Layout::Template(f) => {
+            let tmpl = GoTemplate::parse(f)?;
+            for r in rows {
+                out.push_str(&tmpl.render(&serde_json::to_value(r)?)?);
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// Lays out rows like Docker's tabwriter (min width 10, padding 3): every
 /// column but the last is padded to its widest cell plus 3 spaces (so a
@@ -276,6 +348,56 @@ pub fn json_reindent(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Serialize)]
+    struct Row {
+        #[serde(rename = "Name")]
+        name: &'static str,
+        #[serde(rename = "Size")]
+        size: u64,
+    }
+
+    #[test]
+    fn rows_as_format_asks() {
+        let rows = [
+            Row { name: "a", size: 1 },
+            Row {
+                name: "bb",
+                size: 22,
+            },
+        ];
+        let cells = |r: &Row| vec![r.name.to_string(), r.size.to_string()];
+        let want = "NAME      SIZE\na         1\nbb        22\n";
+        for f in [None, Some(""), Some("table"), Some(" table ")] {
+            assert_eq!(
+                render_rows(f, &["NAME", "SIZE"], &rows, cells).unwrap(),
+                want
+            );
+            assert!(is_table(f) && check_template(f).is_ok(), "{f:?}");
+        }
+        assert_eq!(
+            render_rows(Some("json"), &["NAME", "SIZE"], &rows, cells).unwrap(),
+            "{\"Name\":\"a\",\"Size\":1}\n{\"Name\":\"bb\",\"Size\":22}\n"
+        );
+        assert_eq!(
+            render_rows(Some(" {{.Name}}={{.Size}} "), &[], &rows, cells).unwrap(),
+            "a=1\nbb=22\n"
+        );
+        assert_eq!(
+            render_rows(Some("json"), &[], &[] as &[Row], cells).unwrap(),
+            ""
+        );
+        assert!(!is_table(Some("json")) && !is_table(Some("{{.Name}}")));
+        let e = check_template(Some("table {{.Name}}")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unsupported format \"table {{.Name}}\": use \"table\", \"json\" or a Go template"
+        );
+        assert!(render_rows(Some("table {{.Name}}"), &[], &rows, cells).is_err());
+        let e = check_template(Some("{{.Name")).unwrap_err();
+        assert!(e.to_string().starts_with("template parsing error"), "{e}");
+        assert!(check_template(Some("{{.Name}}")).is_ok());
+    }
 
     #[test]
     fn sizes_like_docker() {

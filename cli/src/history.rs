@@ -5,15 +5,14 @@
 
 use std::io::{self, Write as _};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rdock_proto::image::v1::{HistoryEntry, HistoryRequest};
 use serde::Serialize;
 
 use crate::args::HistoryArgs;
 use crate::conn::Target;
-use crate::format::{ago, ellipsis, human_size, now, table};
-use crate::template::GoTemplate;
+use crate::format::{ago, check_template, ellipsis, human_size, is_table, now, render_rows};
 
 /// Docker's CREATED BY width before it is cut with `…`.
 const CREATED_BY_WIDTH: usize = 45;
@@ -91,52 +90,34 @@ pub fn render_history(args: &HistoryArgs, entries: &[HistoryEntry], now: i64) ->
         .iter()
         .map(|e| row(e, trunc, args.human, now))
         .collect();
-    let mut out = String::new();
-    let format = args.format.as_deref().map(str::trim).unwrap_or("");
-    if args.quiet && matches!(format, "" | "table") {
+    let format = args.format.as_deref();
+    if args.quiet && is_table(format) {
+        let mut out = String::new();
         for r in &rows {
             out.push_str(&r.id);
             out.push('\n');
         }
         return Ok(out);
     }
-    match format {
-        "" | "table" => {
-            let created = if args.human { "CREATED" } else { "CREATED AT" };
-            let mut cells = vec![["IMAGE", created, "CREATED BY", "SIZE", "COMMENT"]
-                .map(String::from)
-                .to_vec()];
-            for r in rows {
-                cells.push(vec![r.id, r.created_since, r.created_by, r.size, r.comment]);
-            }
-            out = table(&cells);
-        }
-        "json" => {
-            for r in &rows {
-                out.push_str(&serde_json::to_string(r)?);
-                out.push('\n');
-            }
-        }
-        f if f.starts_with("table") => {
-            bail!("unsupported format {f:?}: use \"table\", \"json\" or a Go template")
-        }
-        f => {
-            let tmpl = GoTemplate::parse(f)?;
-            for r in &rows {
-                out.push_str(&tmpl.render(&serde_json::to_value(r)?)?);
-                out.push('\n');
-            }
-        }
-    }
-    Ok(out)
+    let created = if args.human { "CREATED" } else { "CREATED AT" };
+    render_rows(
+        format,
+        &["IMAGE", created, "CREATED BY", "SIZE", "COMMENT"],
+        &rows,
+        |r| {
+            vec![
+                r.id.clone(),
+                r.created_since.clone(),
+                r.created_by.clone(),
+                r.size.clone(),
+                r.comment.clone(),
+            ]
+        },
+    )
 }
 
 pub async fn history(target: &Target, args: &HistoryArgs) -> Result<()> {
-    if let Some(f) = args.format.as_deref().map(str::trim) {
-        if !matches!(f, "" | "table" | "json") && !f.starts_with("table") {
-            GoTemplate::parse(f)?;
-        }
-    }
+    check_template(args.format.as_deref())?;
     let mut images = target.image().await?;
     let resp = images
         .history(HistoryRequest {

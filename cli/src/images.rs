@@ -17,10 +17,11 @@ use tokio::io::AsyncReadExt as _;
 use crate::args::{ImagesArgs, ImportArgs, PullArgs, PushArgs, RmiArgs, TagArgs};
 use crate::conn::{open_input, Target};
 use crate::error::{self, Reported};
-use crate::format::{ago, created_at, human_size, now, rfc3339, short_id, table};
+use crate::format::{
+    ago, check_template, created_at, human_size, now, render_rows, rfc3339, short_id,
+};
 use crate::progress::{Kind, Output, Progress};
 use crate::reference::{familiar, normalize, split_tag};
-use crate::template::GoTemplate;
 
 /// Size of the `data` chunks `import` streams.
 const IMPORT_CHUNK: usize = 1 << 20;
@@ -304,8 +305,8 @@ fn render_images(args: &ImagesArgs, images: &[Image], now: i64) -> Result<String
             short_id(&row.id)
         }
     };
-    let mut out = String::new();
     if args.quiet {
+        let mut out = String::new();
         let mut seen = std::collections::HashSet::new();
         for row in &rows {
             let id = id(row);
@@ -316,8 +317,9 @@ fn render_images(args: &ImagesArgs, images: &[Image], now: i64) -> Result<String
         }
         return Ok(out);
     }
-    let json_rows = || {
-        rows.iter().map(|row| ImageJson {
+    let json_rows: Vec<ImageJson> = rows
+        .iter()
+        .map(|row| ImageJson {
             created_at: created_at(row.created),
             created_since: ago(row.created, now),
             id: id(row),
@@ -325,52 +327,27 @@ fn render_images(args: &ImagesArgs, images: &[Image], now: i64) -> Result<String
             size: human_size(row.size),
             tag: &row.tag,
         })
-    };
-    match args.format.as_deref().map(str::trim) {
-        None | Some("") | Some("table") => {
-            let mut cells = vec![["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
-                .map(String::from)
-                .to_vec()];
-            for row in &rows {
-                cells.push(vec![
-                    row.repository.clone(),
-                    row.tag.clone(),
-                    id(row),
-                    ago(row.created, now),
-                    human_size(row.size),
-                ]);
-            }
-            out = table(&cells);
-        }
-        Some("json") => {
-            for obj in json_rows() {
-                out.push_str(&serde_json::to_string(&obj)?);
-                out.push('\n');
-            }
-        }
-        Some(f) if f.starts_with("table") => {
-            bail!("unsupported format {f:?}: use \"table\", \"json\" or a Go template")
-        }
-        Some(f) => {
-            let tmpl = GoTemplate::parse(f)?;
-            for obj in json_rows() {
-                out.push_str(&tmpl.render(&serde_json::to_value(&obj)?)?);
-                out.push('\n');
-            }
-        }
-    }
-    Ok(out)
+        .collect();
+    render_rows(
+        args.format.as_deref(),
+        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+        &json_rows,
+        |r| {
+            vec![
+                r.repository.to_string(),
+                r.tag.to_string(),
+                r.id.clone(),
+                r.created_since.clone(),
+                r.size.clone(),
+            ]
+        },
+    )
 }
 
 pub async fn images(target: &Target, args: &ImagesArgs) -> Result<()> {
     // Fail on a bad template before talking to the daemon.
-    if let Some(f) = args.format.as_deref() {
-        if !matches!(f.trim(), "" | "table" | "json")
-            && !args.quiet
-            && !f.trim().starts_with("table")
-        {
-            GoTemplate::parse(f)?;
-        }
+    if !args.quiet {
+        check_template(args.format.as_deref())?;
     }
     let mut client = target.image().await?;
     let list = client.list_images(ListImagesRequest {}).await?.into_inner();
@@ -543,6 +520,7 @@ pub fn inspect_object(img: &Image) -> Result<ImageInspect> {
 mod tests {
     use super::*;
     use crate::format::json_pretty;
+    use crate::template::GoTemplate;
 
     fn image(id: &str, refs: &[&str], created: i64, size: u64) -> Image {
         Image {

@@ -19,7 +19,7 @@ use crate::args::{
 use crate::conn::Target;
 use crate::containers::for_each;
 use crate::error::{self, Reported};
-use crate::format::{created_at, json_reindent, rfc3339, short_id, table};
+use crate::format::{check_template, created_at, json_reindent, render_rows, rfc3339, short_id};
 use crate::ports::natural_cmp;
 use crate::template::GoTemplate;
 
@@ -125,50 +125,33 @@ pub fn render_ls(args: &NetworkLsArgs, networks: &[Network]) -> Result<String> {
             scope: SCOPE.into(),
         })
         .collect();
-    let mut out = String::new();
     if args.quiet {
+        let mut out = String::new();
         for r in &rows {
             out.push_str(&r.id);
             out.push('\n');
         }
         return Ok(out);
     }
-    match args.format.as_deref().map(str::trim) {
-        None | Some("") | Some("table") => {
-            let mut cells = vec![["NETWORK ID", "NAME", "DRIVER", "SCOPE"]
-                .map(String::from)
-                .to_vec()];
-            for r in rows {
-                cells.push(vec![r.id, r.name, r.driver, r.scope]);
-            }
-            out = table(&cells);
-        }
-        Some("json") => {
-            for r in &rows {
-                out.push_str(&serde_json::to_string(r)?);
-                out.push('\n');
-            }
-        }
-        Some(f) if f.starts_with("table") => {
-            bail!("unsupported format {f:?}: use \"table\", \"json\" or a Go template")
-        }
-        Some(f) => {
-            let tmpl = GoTemplate::parse(f)?;
-            for r in &rows {
-                out.push_str(&tmpl.render(&serde_json::to_value(r)?)?);
-                out.push('\n');
-            }
-        }
-    }
-    Ok(out)
+    render_rows(
+        args.format.as_deref(),
+        &["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
+        &rows,
+        |r| {
+            vec![
+                r.id.clone(),
+                r.name.clone(),
+                r.driver.clone(),
+                r.scope.clone(),
+            ]
+        },
+    )
 }
 
 pub async fn ls(target: &Target, args: &NetworkLsArgs) -> Result<()> {
     // Fail on a bad template before talking to the daemon.
-    if let Some(f) = args.format.as_deref().map(str::trim) {
-        if !args.quiet && !matches!(f, "" | "table" | "json") && !f.starts_with("table") {
-            GoTemplate::parse(f)?;
-        }
+    if !args.quiet {
+        check_template(args.format.as_deref())?;
     }
     let mut net = target.net().await?;
     let list = net

@@ -17,7 +17,7 @@ use crate::args::{
 use crate::conn::Target;
 use crate::containers::for_each;
 use crate::error::{self, Reported};
-use crate::format::{human_size_4, json_reindent, table};
+use crate::format::{check_template, human_size_4, is_table, json_reindent, render_rows};
 use crate::ports::natural_cmp;
 use crate::template::GoTemplate;
 
@@ -100,9 +100,9 @@ fn labels_cell(v: &Volume) -> String {
 pub fn render_ls(args: &VolumeLsArgs, volumes: &[Volume]) -> Result<String> {
     let mut list: Vec<&Volume> = volumes.iter().collect();
     list.sort_by(|a, b| natural_cmp(&a.name, &b.name));
-    let mut out = String::new();
-    let format = args.format.as_deref().map(str::trim).unwrap_or("");
-    if args.quiet && matches!(format, "" | "table") {
+    let format = args.format.as_deref();
+    if args.quiet && is_table(format) {
+        let mut out = String::new();
         for v in &list {
             out.push_str(&v.name);
             out.push('\n');
@@ -124,40 +124,13 @@ pub fn render_ls(args: &VolumeLsArgs, volumes: &[Volume]) -> Result<String> {
             status: NOT_APPLICABLE.into(),
         })
         .collect();
-    match format {
-        "" | "table" => {
-            let mut cells = vec![["DRIVER", "VOLUME NAME"].map(String::from).to_vec()];
-            for r in rows {
-                cells.push(vec![r.driver, r.name]);
-            }
-            out = table(&cells);
-        }
-        "json" => {
-            for r in &rows {
-                out.push_str(&serde_json::to_string(r)?);
-                out.push('\n');
-            }
-        }
-        f if f.starts_with("table") => {
-            bail!("unsupported format {f:?}: use \"table\", \"json\" or a Go template")
-        }
-        f => {
-            let tmpl = GoTemplate::parse(f)?;
-            for r in &rows {
-                out.push_str(&tmpl.render(&serde_json::to_value(r)?)?);
-                out.push('\n');
-            }
-        }
-    }
-    Ok(out)
+    render_rows(format, &["DRIVER", "VOLUME NAME"], &rows, |r| {
+        vec![r.driver.clone(), r.name.clone()]
+    })
 }
 
 pub async fn ls(target: &Target, args: &VolumeLsArgs) -> Result<()> {
-    if let Some(f) = args.format.as_deref().map(str::trim) {
-        if !matches!(f, "" | "table" | "json") && !f.starts_with("table") {
-            GoTemplate::parse(f)?;
-        }
-    }
+    check_template(args.format.as_deref())?;
     let mut rt = target.runtime().await?;
     let list = rt.list_volumes(ListVolumesRequest {}).await?.into_inner();
     let text = render_ls(args, &list.volumes)?;

@@ -8,6 +8,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
 use common::{start, text, Env, MockContainer, COMMIT_ID};
 
@@ -490,4 +491,50 @@ async fn diff_commit_export_history() {
     let out = env.run(&["history", "ghost"], None, &[]).await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stderr), "rdockctl: no such image: ghost\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_export_leaves_no_file() {
+    let env = with_box().await;
+    env.runtime.add(MockContainer::new(
+        "5105510551055105c3b5e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c",
+        "slow",
+        &["sleep"],
+        60,
+        "running",
+        "Up 1 minute",
+    ));
+    let out_dir = env.dir.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let dest = out_dir.join("slow.tar");
+    for (sig, code) in [
+        (nix::sys::signal::Signal::SIGINT, 130),
+        (nix::sys::signal::Signal::SIGTERM, 143),
+    ] {
+        let mut cmd = env.command(&["export", "-o", dest.to_str().unwrap(), "slow"]);
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        let pid = child.id().unwrap();
+        // The temporary file holds the first chunk: the export is under way.
+        let tmp = out_dir.join(format!(".slow.tar.rdock-{pid}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while fs::metadata(&tmp).map_or(true, |m| m.len() == 0) {
+            assert!(std::time::Instant::now() < deadline, "no {}", tmp.display());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+        let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stderr), "");
+        let left: Vec<_> = fs::read_dir(&out_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(left.is_empty(), "{sig}: {left:?}");
+    }
 }

@@ -4,6 +4,7 @@
 pub mod authz;
 pub mod client;
 pub mod config;
+pub mod db;
 pub mod identity;
 pub mod pki;
 pub mod server;

@@ -5,7 +5,8 @@
 //!   says), `nosuch127` (the runtime daemon's FAILED_PRECONDITION with
 //!   `rdock-exit-code: 127`), `noperm` (PERMISSION_DENIED), anything else
 //!   exits 0; `-d` ends the stream after `started`;
-//! - `Diff`, `Commit`, `Export`: fixed answers for a known container;
+//! - `Diff`, `Commit`, `Export`: fixed answers for a known container (the
+//!   export of `slow` never ends);
 //! - `StatPath`, `CopyFrom`, `CopyTo`: a real directory per container
 //!   (`MockRuntime::rootfs`); the path `/evil` sends a tar that tries to
 //!   leave the destination;
@@ -259,7 +260,15 @@ impl MockRuntime {
                 data: vec![0u8; 1024],
             }),
         ];
-        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+        let chunks = futures::stream::iter(chunks);
+        if name == "slow" {
+            // Never ends: the client must be stopped.
+            use futures::StreamExt as _;
+            return Ok(Response::new(Box::pin(
+                chunks.chain(futures::stream::pending()),
+            )));
+        }
+        Ok(Response::new(Box::pin(chunks)))
     }
 
     fn stat_of(&self, name: &str, path: &str) -> Result<PathStat, Status> {

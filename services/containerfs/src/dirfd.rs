@@ -257,10 +257,52 @@ pub(crate) enum Step<'a> {
     },
 }
 
+/// Deepest directory level [`walk_tree`] enters below its top. A walk
+/// holds a descriptor per level, so a container's chain of endlessly nested
+/// directories (in a volume, or in the files `cp` reads) must end in an
+/// error, not in a runtime daemon out of descriptors (`EMFILE`). 256, as
+/// imaged's walks of a container's changes: deeper trees are not met in
+/// practice, and 256 descriptors stay well inside the usual soft limit of
+/// 1024 even with a few walks at once. [`remove_tree_at`] removes deeper
+/// trees all the same (see there).
+pub(crate) const MAX_DEPTH: usize = 256;
+
+/// Longest path shown in the error of a tree that is too deep.
+const MAX_SHOWN: usize = 200;
+
+/// The error for directory `name` below the directories `parents`, which
+/// a walk may not enter.
+fn too_deep<'a>(parents: impl Iterator<Item = &'a OsStr>, name: &'a OsStr) -> io::Error {
+    let mut path: Vec<u8> = Vec::new();
+    for p in parents.chain(std::iter::once(name)) {
+        if path.len() > MAX_SHOWN {
+            break;
+        }
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(p.as_bytes());
+    }
+    let mut shown = String::from_utf8_lossy(&path).into_owned();
+    if shown.len() > MAX_SHOWN {
+        let mut end = MAX_SHOWN;
+        while !shown.is_char_boundary(end) {
+            end -= 1;
+        }
+        shown.truncate(end);
+        shown.push('…');
+    }
+    io::Error::other(format!(
+        "{shown}: directories nested deeper than {MAX_DEPTH} levels"
+    ))
+}
+
 /// Walks depth-first below the directory `top`, never following a symlink
 /// and holding one descriptor per level (not per directory), without
-/// recursion, so a deep or wide tree costs neither stack nor descriptors.
-/// Entries that vanish while walked are skipped.
+/// recursion, so a wide tree costs neither stack nor descriptors, and a
+/// deep one at most [`MAX_DEPTH`] descriptors: asking to enter a directory
+/// below that depth is an error. Entries that vanish while walked are
+/// skipped.
 pub(crate) fn walk_tree(
     top: impl AsFd,
     mut f: impl FnMut(Step<'_>) -> io::Result<bool>,
@@ -308,6 +350,9 @@ pub(crate) fn walk_tree(
             depth,
         })?;
         if descend && kind(&st) == Kind::Dir {
+            if depth >= MAX_DEPTH {
+                return Err(too_deep(stack.iter().map(|f| f.name.as_os_str()), &name));
+            }
             let fd = match open_dir_at(&frame.fd, &name) {
                 Ok(fd) => fd,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -339,7 +384,11 @@ pub(crate) fn tree_size(dir: impl AsFd) -> io::Result<u64> {
 }
 
 /// Removes `name` in `dir` and, when it is a directory, everything under
-/// it; never follows a symlink. A missing `name` is fine.
+/// it; never follows a symlink. A missing `name` is fine. A tree deeper
+/// than [`MAX_DEPTH`] is taken apart in slices: the directories at the
+/// deepest level a walk enters are moved up under `name` itself, and the
+/// walk repeats until nothing was moved, so removal never needs more
+/// descriptors than a walk.
 pub(crate) fn remove_tree_at(dir: impl AsFd, name: &OsStr) -> io::Result<()> {
     let st = match stat_at(&dir, name) {
         Ok(st) => st,
@@ -354,20 +403,56 @@ pub(crate) fn remove_tree_at(dir: impl AsFd, name: &OsStr) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    walk_tree(&top, |step| match step {
-        Step::Entry { dir, name, st, .. } => {
-            if kind(st) == Kind::Dir {
-                return Ok(true);
+    loop {
+        let mut moved = false;
+        walk_tree(&top, |step| match step {
+            Step::Entry {
+                dir,
+                name,
+                st,
+                depth,
+            } => {
+                if kind(st) != Kind::Dir {
+                    unlink_at(dir, name, false)?;
+                    return Ok(false);
+                }
+                if depth < MAX_DEPTH {
+                    return Ok(true);
+                }
+                move_up(dir, name, &top)?;
+                moved = true;
+                Ok(false)
             }
-            unlink_at(dir, name, false)?;
-            Ok(false)
+            Step::Leave { dir, name, .. } => {
+                unlink_at(dir, name, true)?;
+                Ok(false)
+            }
+        })?;
+        if !moved {
+            break;
         }
-        Step::Leave { dir, name, .. } => {
-            unlink_at(dir, name, true)?;
-            Ok(false)
-        }
-    })?;
+    }
     unlink_at(&dir, name, true)
+}
+
+/// Moves directory `name` in `dir` to a new name in `top` (for
+/// [`remove_tree_at`]).
+fn move_up(dir: BorrowedFd<'_>, name: &OsStr, top: &OwnedFd) -> io::Result<()> {
+    loop {
+        let to = format!(".rdock-deep-{}", hex::encode(rand::random::<[u8; 8]>()));
+        match nix::fcntl::renameat2(
+            dir,
+            name,
+            top,
+            OsStr::new(&to),
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        ) {
+            // Gone already: nothing left to remove.
+            Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+            Err(Errno::EEXIST) => continue,
+            Err(e) => return Err(err(e)),
+        }
+    }
 }
 
 pub(crate) fn unlink_at(dir: impl AsFd, name: &OsStr, is_dir: bool) -> io::Result<()> {
@@ -379,5 +464,86 @@ pub(crate) fn unlink_at(dir: impl AsFd, name: &OsStr, is_dir: bool) -> io::Resul
     match nix::unistd::unlinkat(dir, name, flag) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
         Err(e) => Err(err(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// Makes a chain of `levels` nested directories `d` below `top`, with
+    /// a file `f` beside each.
+    fn chain(top: &Path, levels: usize) {
+        let mut dir = open_dir_at(
+            nix::fcntl::open(top, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).unwrap(),
+            OsStr::new("."),
+        )
+        .unwrap();
+        for _ in 0..levels {
+            nix::sys::stat::mkdirat(&dir, "d", Mode::from_bits_truncate(0o755)).unwrap();
+            openat(
+                &dir,
+                "f",
+                OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )
+            .unwrap();
+            dir = open_dir_at(&dir, OsStr::new("d")).unwrap();
+        }
+    }
+
+    fn dir_fd(p: &Path) -> OwnedFd {
+        nix::fcntl::open(
+            p,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_walk_stops_at_the_depth_limit_and_removal_does_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        // MAX_DEPTH levels below the top: walked whole.
+        let ok = tmp.path().join("ok");
+        std::fs::create_dir(&ok).unwrap();
+        chain(&ok, MAX_DEPTH + 1);
+        let walked = dir_fd(&ok.join("d"));
+        let mut dirs = 0;
+        walk_tree(&walked, |step| {
+            if let Step::Entry { st, .. } = step {
+                if kind(st) == Kind::Dir {
+                    dirs += 1;
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+        .unwrap();
+        assert_eq!(dirs, MAX_DEPTH);
+
+        // One more is refused, with a clear error, by every walk.
+        let e = walk_tree(dir_fd(&ok), |_| Ok(true)).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.ends_with(&format!(
+                ": directories nested deeper than {MAX_DEPTH} levels"
+            )),
+            "{msg}"
+        );
+        assert!(msg.starts_with("d/d/d/"), "{msg}");
+        assert!(msg.len() < 300, "{msg}");
+        assert!(tree_size(dir_fd(&ok)).is_err());
+
+        // Removal takes a much deeper tree apart all the same.
+        let deep = tmp.path().join("deep");
+        std::fs::create_dir(&deep).unwrap();
+        chain(&deep, 3 * MAX_DEPTH + 7);
+        remove_tree_at(dir_fd(tmp.path()), OsStr::new("deep")).unwrap();
+        assert!(!deep.exists());
+        remove_tree_at(dir_fd(tmp.path()), OsStr::new("ok")).unwrap();
+        assert!(list(dir_fd(tmp.path())).unwrap().is_empty());
     }
 }

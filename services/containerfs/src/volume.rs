@@ -234,6 +234,9 @@ impl VolumeStore {
             anonymous,
             seeded: false,
         };
+        // The root's descriptor first: the temporary directory is removed
+        // through it if anything after its creation fails.
+        let root = self.root_fd()?;
         let built = (|| -> Result<()> {
             fs::DirBuilder::new()
                 .mode(0o700)
@@ -249,7 +252,6 @@ impl VolumeStore {
             write_meta(&tmp, &meta).map_err(|e| e.context(what()))?;
             sync_dir(&tmp).map_err(io(what()))
         })();
-        let root = self.root_fd()?;
         let renamed = built.and_then(|()| {
             nix::fcntl::renameat2(
                 &root,

@@ -223,6 +223,11 @@ impl ImageStore {
             Some(reference::canonical(&r))
         };
         let res = {
+            // Held while the upper dir is tarred: `remove_rootfs` waits, so
+            // the layer cannot silently lack what it deleted. Taken before
+            // the gc lock, as `remove_rootfs` does.
+            let lock = self.rootfs_lock(container);
+            let _rootfs = lock.rw.read().await;
             // Held until the records are in: garbage collection (and so
             // `rmi`) cannot take the layers this builds on meanwhile.
             let _shared = self.gc_lock.read().await;
@@ -663,6 +668,55 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn removal_waits_for_a_commit_in_progress() {
+        if !can_run() {
+            return;
+        }
+        let (f, _) = fixture().await;
+        let p = f.store.prepare_rootfs("c1", "base:1").await.unwrap();
+        let upper = Path::new(&p.upperdir).to_path_buf();
+        std::fs::create_dir(upper.join("data")).unwrap();
+        for i in 0..200 {
+            std::fs::write(upper.join(format!("data/f{i:03}")), b"x").unwrap();
+        }
+        // Garbage collection held: the commit takes the container's lock,
+        // then waits here, before it reads the upper dir.
+        let gc = f.store.gc_lock.write().await;
+        let store = f.store.clone();
+        let opts = CommitOptions {
+            reference: "raced:1".into(),
+            ..Default::default()
+        };
+        let commit = tokio::spawn(async move { store.commit_rootfs("c1", opts).await });
+        let lock = f.store.rootfs_lock("c1");
+        for _ in 0..1000 {
+            if lock.rw.try_write().is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(lock.rw.try_write().is_err(), "the commit holds the lock");
+        drop(lock);
+        let store = f.store.clone();
+        let remove = tokio::spawn(async move { store.remove_rootfs("c1").await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!remove.is_finished(), "removal went ahead of the commit");
+        assert!(upper.join("data/f199").is_file());
+        drop(gc);
+
+        let img = commit.await.unwrap().unwrap();
+        remove.await.unwrap().unwrap();
+        assert!(!upper.exists(), "removed after the commit");
+        let m: Value = serde_json::from_str(&img.manifest_json).unwrap();
+        let digest = m["layers"][1]["digest"].as_str().unwrap();
+        let names = tar_names(&gunzip(&f.store.content.read(digest).unwrap()));
+        assert_eq!(names.len(), 201, "the whole upper dir: {names:?}");
+        // Nobody holds the container's lock any more: its entry is gone.
+        f.store.rootfs_lock("c2");
+        assert!(!f.store.rootfs_locks.lock().unwrap().contains_key("c1"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn commit_without_changes_adds_only_a_history_entry() {
         if !can_run() {
             return;
@@ -756,7 +810,7 @@ mod tests {
             Error::NotFound(_)
         ));
         assert!(matches!(
-            f.store.export_rootfs("nope").unwrap_err(),
+            f.store.export_rootfs("nope").await.unwrap_err(),
             Error::NotFound(_)
         ));
         assert!(matches!(

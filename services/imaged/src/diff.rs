@@ -56,12 +56,6 @@ pub fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<(Change, Stri
     let root = overlay::open_root(upper)?;
     let mut out = Changes::new();
     walk(root.as_fd(), false, Some(&old), &mut Vec::new(), &mut out)?;
-    let keys: Vec<Vec<OsString>> = out.keys().cloned().collect();
-    for k in keys {
-        for n in 1..k.len() {
-            out.entry(k[..n].to_vec()).or_insert(Change::Changed);
-        }
-    }
     Ok(out
         .into_iter()
         .map(|(k, c)| {
@@ -81,21 +75,28 @@ fn dir_meta_changed(a: &FileStat, b: &FileStat) -> bool {
     a.st_mode != b.st_mode || a.st_uid != b.st_uid || a.st_gid != b.st_gid || !same_time
 }
 
+/// Walks one directory of the upper dir; returns whether anything below it
+/// was recorded, so that the caller lists the directory as `C` when it has
+/// no change of its own (every directory above a change is shown). Each
+/// directory is settled once, on the way back up, rather than every prefix
+/// of every changed path afterwards: the container controls the tree, and
+/// many files deep down must not cost depth² copies.
 fn walk(
     upper: BorrowedFd<'_>,
     opaque: bool,
     old: Option<&Merged>,
     path: &mut Vec<OsString>,
     out: &mut Changes,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     if path.len() > overlay::MAX_DEPTH {
         return Err(overlay::too_deep(path));
     }
     let names = match overlay::read_names(upper) {
         Ok(n) => n,
-        Err(e) if overlay::vanished(&e) => return Ok(()),
+        Err(e) if overlay::vanished(&e) => return Ok(false),
         Err(e) => return Err(e),
     };
+    let mut found = false;
     let old_entries = match old {
         Some(m) => m.entries()?,
         None => BTreeMap::new(),
@@ -109,6 +110,7 @@ fn walk(
                 let mut p = path.clone();
                 p.push(name.clone());
                 out.insert(p, Change::Deleted);
+                found = true;
             }
         }
     }
@@ -121,6 +123,7 @@ fn walk(
         if overlay::is_whiteout(&st) {
             if before.is_some() {
                 out.insert(path.clone(), Change::Deleted);
+                found = true;
             }
         } else if overlay::kind(&st) == Kind::Dir {
             match overlay::open_dir_at(upper, &name) {
@@ -136,16 +139,20 @@ fn walk(
                         }
                         Some(_) => None,
                     };
-                    if let Some(c) = change {
-                        out.insert(path.clone(), c);
-                    }
                     let below = match (before, old) {
                         (Some(b), Some(m)) if overlay::kind(&b.stat) == Kind::Dir => {
                             m.child(&name)?
                         }
                         _ => None,
                     };
-                    walk(fd.as_fd(), child_opaque, below.as_ref(), path, out)?;
+                    let changed_below = walk(fd.as_fd(), child_opaque, below.as_ref(), path, out)?;
+                    // A directory only copied up for what is below it is
+                    // shown as a parent: `C`.
+                    let change = change.or(changed_below.then_some(Change::Changed));
+                    if let Some(c) = change {
+                        out.insert(path.clone(), c);
+                        found = true;
+                    }
                 }
                 Err(e) if overlay::vanished(&e) => {}
                 Err(e) => return Err(e),
@@ -157,10 +164,11 @@ fn walk(
                 Change::Added
             };
             out.insert(path.clone(), c);
+            found = true;
         }
         path.pop();
     }
-    Ok(())
+    Ok(found)
 }
 
 impl ImageStore {
@@ -168,7 +176,10 @@ impl ImageStore {
     #[tracing::instrument(skip_all, fields(container = %container))]
     pub async fn diff_rootfs(self: &Arc<Self>, container: &str) -> Result<Vec<RootfsChange>> {
         // The container's rootfs record keeps its image's layers from
-        // garbage collection, so no lock is needed to read them.
+        // garbage collection; its lock keeps `remove_rootfs` from deleting
+        // the upper dir while it is read.
+        let lock = self.rootfs_lock(container);
+        let _shared = lock.rw.read().await;
         let layers = self.rootfs_layers(container)?;
         let what = format!("diff container {container}");
         let found = tokio::task::spawn_blocking(move || changes(&layers.upper, &layers.lowers))
@@ -309,6 +320,55 @@ mod tests {
         let empty = t.path().join("empty");
         std::fs::create_dir_all(&empty).unwrap();
         assert!(changes(&empty, &[l2, l1]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn every_parent_of_a_deep_change_is_listed_once() {
+        let t = tempfile::tempdir().unwrap();
+        let (low, up) = (t.path().join("low"), t.path().join("up"));
+        let depth = 100;
+        let chain: Vec<String> = (0..depth).map(|i| format!("d{i:03}")).collect();
+        let rel = |n: usize| chain[..n].join("/");
+        std::fs::create_dir_all(low.join(rel(depth))).unwrap();
+        std::fs::write(low.join(rel(depth)).join("old"), b"1").unwrap();
+        // Copied up bottom first, as overlayfs leaves them: same metadata.
+        for n in (1..=depth).rev() {
+            copy_up_dir(&low.join(rel(n)), &up.join(rel(n)));
+        }
+        // Changes at the bottom, halfway, and a new subtree halfway.
+        std::fs::write(up.join(rel(depth)).join("new"), b"2").unwrap();
+        std::fs::write(up.join(rel(depth)).join("old"), b"2").unwrap();
+        std::fs::write(up.join(rel(depth / 2)).join("mid"), b"2").unwrap();
+        std::fs::create_dir_all(up.join(rel(depth / 2)).join("x/y")).unwrap();
+        for n in (1..=depth).rev() {
+            let m = std::fs::metadata(low.join(rel(n))).unwrap();
+            let t = nix::sys::time::TimeSpec::new(
+                std::os::unix::fs::MetadataExt::mtime(&m),
+                std::os::unix::fs::MetadataExt::mtime_nsec(&m),
+            );
+            nix::sys::stat::utimensat(
+                nix::fcntl::AT_FDCWD,
+                &up.join(rel(n)),
+                &t,
+                &t,
+                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+            )
+            .unwrap();
+        }
+
+        let got = show(&changes(&up, std::slice::from_ref(&low)).unwrap());
+        let mut want: Vec<String> = (1..=depth).map(|n| format!("C /{}", rel(n))).collect();
+        let half = rel(depth / 2);
+        want.extend([
+            format!("A /{half}/mid"),
+            format!("A /{half}/x"),
+            format!("A /{half}/x/y"),
+            format!("A /{}/new", rel(depth)),
+            format!("C /{}/old", rel(depth)),
+        ]);
+        // In walk order: by path, each parent right before its entries.
+        want.sort_by(|a, b| a[2..].cmp(&b[2..]));
+        assert_eq!(got, want);
     }
 
     #[test]

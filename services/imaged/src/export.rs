@@ -65,14 +65,24 @@ impl ImageStore {
     /// gets the chunks, then an error if one happens midway. Dropping the
     /// receiver stops the walk.
     #[tracing::instrument(skip_all, fields(container = %container))]
-    pub fn export_rootfs(
+    pub async fn export_rootfs(
         self: &Arc<Self>,
         container: &str,
     ) -> Result<mpsc::Receiver<Result<Vec<u8>>>> {
         // The container's rootfs record keeps its image's layers from
-        // garbage collection while the stream runs; no lock is held, so a
-        // slow client cannot hold up `rmi`.
-        let layers = self.rootfs_layers(container)?;
+        // garbage collection while the stream runs. No lock is held while
+        // it runs, so a client that stops reading cannot hold up `rmi` or
+        // `rm` for as long as it likes. Instead the walk checks, once it
+        // has read everything, that no removal of the root filesystem
+        // started meanwhile (entries that vanish are skipped, so it would
+        // read a tree cut short without noticing), and if one did ends the
+        // stream with an error rather than with the end of the archive.
+        let lock = self.rootfs_lock(container);
+        let (layers, removals) = {
+            // Not while a removal is under way: its count is bumped already.
+            let _shared = lock.rw.read().await;
+            (self.rootfs_layers(container)?, lock.removals())
+        };
         let mut all = vec![layers.upper];
         all.extend(layers.lowers);
         let (tx, rx) = mpsc::channel(AHEAD);
@@ -85,15 +95,26 @@ impl ImageStore {
                 buf: Vec::with_capacity(CHUNK),
                 gone: false,
             };
+            let mut removed = false;
             let res = (|| {
                 let mut out = TarOut::new(&mut w);
                 archive::write_merged(&all, &mut out)?;
+                if lock.removals() != removals {
+                    removed = true;
+                    return Err(io::Error::other("removed"));
+                }
                 out.finish()?;
                 w.flush()
             })();
             match res {
                 Ok(()) => tracing::debug!("export complete"),
                 Err(_) if w.gone => tracing::info!("export stopped: the client went away"),
+                Err(_) if removed => {
+                    tracing::warn!("export failed: the root filesystem was removed meanwhile");
+                    let _ = tx.blocking_send(Err(Error::Conflict(format!(
+                        "{what}: the container's root filesystem was removed during the export"
+                    ))));
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "export failed");
                     let _ = tx.blocking_send(Err(Error::Io {
@@ -135,9 +156,9 @@ mod tests {
         // A file big enough for several chunks.
         std::fs::write(root.join("tmp/big"), vec![7u8; 3 << 20]).unwrap();
 
-        let running = collect(&mut f.store.export_rootfs("c1").unwrap()).await;
+        let running = collect(&mut f.store.export_rootfs("c1").await.unwrap()).await;
         drop(m);
-        let stopped = collect(&mut f.store.export_rootfs("c1").unwrap()).await;
+        let stopped = collect(&mut f.store.export_rootfs("c1").await.unwrap()).await;
         assert_eq!(running, stopped, "same content whether it runs or not");
 
         let entries = crate::archive::tests::list(&stopped);
@@ -173,9 +194,34 @@ mod tests {
         assert_eq!(*size, 3 << 20);
 
         // A client that goes away mid-stream stops the walk.
-        let mut rx = f.store.export_rootfs("c1").unwrap();
+        let mut rx = f.store.export_rootfs("c1").await.unwrap();
         assert!(rx.recv().await.unwrap().is_ok());
         drop(rx);
-        f.store.remove_rootfs("c1").await.unwrap();
+
+        // A removal while a slow client reads is not held up, and the
+        // stream then ends in an error, not in a shorter archive.
+        let mut rx = f.store.export_rootfs("c1").await.unwrap();
+        assert!(rx.recv().await.unwrap().is_ok());
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            f.store.remove_rootfs("c1"),
+        )
+        .await
+        .expect("remove_rootfs waited for the export's client")
+        .unwrap();
+        let mut last = None;
+        while let Some(chunk) = rx.recv().await {
+            last = Some(chunk);
+        }
+        let e = last.unwrap().unwrap_err();
+        assert!(matches!(e, crate::error::Error::Conflict(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "export c1: the container's root filesystem was removed during the export"
+        );
+        assert!(matches!(
+            f.store.export_rootfs("c1").await.unwrap_err(),
+            crate::error::Error::NotFound(_)
+        ));
     }
 }

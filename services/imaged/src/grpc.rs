@@ -251,7 +251,10 @@ impl ImageService for GrpcImages {
         &self,
         req: Request<pb::ExportRootfsRequest>,
     ) -> Result<Response<Self::ExportRootfsStream>, Status> {
-        let rx = self.store.export_rootfs(&req.into_inner().container_id)?;
+        let rx = self
+            .store
+            .export_rootfs(&req.into_inner().container_id)
+            .await?;
         let chunks = tokio_stream::wrappers::ReceiverStream::new(rx)
             .map(|c| c.map(|data| pb::ExportChunk { data }).map_err(Status::from));
         Ok(Response::new(Box::pin(chunks)))

@@ -2,9 +2,10 @@
 //! removal, container root filesystems. Pull, push, import and garbage
 //! collection live in their own modules as further `impl ImageStore` blocks.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use rdock_proto::image::v1::{Image, PrepareRootfsResponse};
 use tokio::sync::RwLock;
@@ -43,6 +44,26 @@ pub(crate) struct RootfsLayers {
     pub image: Vec<PathBuf>,
 }
 
+/// One container's root filesystem, between the calls that read its upper
+/// dir and the removal that deletes it.
+#[derive(Default)]
+pub(crate) struct RootfsLock {
+    /// Commit and diff hold it shared while they read the upper dir;
+    /// `remove_rootfs` holds it alone while it deletes it. Taken before the
+    /// gc lock, never while holding it.
+    pub rw: RwLock<()>,
+    /// How many removals have started: export, which cannot hold the lock
+    /// for as long as a client takes to read, checks that this did not
+    /// change while it read.
+    removals: AtomicU64,
+}
+
+impl RootfsLock {
+    pub fn removals(&self) -> u64 {
+        self.removals.load(Ordering::SeqCst)
+    }
+}
+
 pub struct ImageStore {
     pub(crate) meta: Meta,
     pub(crate) content: ContentStore,
@@ -51,6 +72,8 @@ pub struct ImageStore {
     pub(crate) limits: Limits,
     /// Pulls, pushes and imports hold it shared; garbage collection alone.
     pub(crate) gc_lock: RwLock<()>,
+    /// Per container, while anyone uses one (see [`RootfsLock`]).
+    pub(crate) rootfs_locks: Mutex<HashMap<String, Weak<RootfsLock>>>,
     state_dir: PathBuf,
 }
 
@@ -71,6 +94,7 @@ impl ImageStore {
             registries,
             limits: Limits::default(),
             gc_lock: RwLock::new(()),
+            rootfs_locks: Mutex::new(HashMap::new()),
             state_dir: state_dir.to_path_buf(),
         };
         store.collect_garbage()?;
@@ -335,13 +359,36 @@ impl ImageStore {
         })
     }
 
+    /// The lock of a container's root filesystem: the same one for every
+    /// caller while any holds it; entries nobody holds are dropped.
+    pub(crate) fn rootfs_lock(&self, container: &str) -> Arc<RootfsLock> {
+        let mut locks = self.rootfs_locks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = locks.get(container).and_then(Weak::upgrade) {
+            return l;
+        }
+        locks.retain(|_, l| l.strong_count() > 0);
+        let l = Arc::new(RootfsLock::default());
+        locks.insert(container.to_string(), Arc::downgrade(&l));
+        l
+    }
+
     /// Deletes a container's root filesystem (it must not be mounted).
+    /// Waits for a commit or diff of it in progress: deleting the upper dir
+    /// under a commit would make a layer that silently lacks files.
     pub async fn remove_rootfs(&self, container: &str) -> Result<()> {
-        self.snapshots.remove_container_dirs(container)?;
-        let had = self.meta.rootfs(container)?;
-        let mut b = self.meta.batch()?;
-        b.remove_rootfs(container)?;
-        b.commit()?;
+        let had = {
+            let lock = self.rootfs_lock(container);
+            let _alone = lock.rw.write().await;
+            lock.removals.fetch_add(1, Ordering::SeqCst);
+            self.snapshots.remove_container_dirs(container)?;
+            let had = self.meta.rootfs(container)?;
+            let mut b = self.meta.batch()?;
+            b.remove_rootfs(container)?;
+            b.commit()?;
+            had
+            // Released before the gc lock is taken: commit takes them in
+            // that order.
+        };
         if let Some(r) = had {
             if self.meta.image(&r.image_id)?.is_none() {
                 self.gc().await?;

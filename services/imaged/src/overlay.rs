@@ -164,83 +164,91 @@ pub fn read_names(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
     Ok(names)
 }
 
-/// fgetxattr(2); `None` when the attribute is absent or unsupported.
-pub fn fgetxattr(fd: BorrowedFd<'_>, attr: &CStr) -> io::Result<Option<Vec<u8>>> {
-    let absent =
-        |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENODATA) | Some(libc::ENOTSUP));
+/// Reads a value of unknown size with a getxattr(2)-family call: `call`
+/// is given an empty buffer to learn the size, then a buffer of that size;
+/// when the value grew in between (`ERANGE`) it starts over. `call` returns
+/// what the syscall returns (a length, or -1 with `errno` set); `what`
+/// names the value in the error of one that never settles.
+pub(crate) fn read_sized(
+    what: &str,
+    mut call: impl FnMut(&mut [u8]) -> libc::ssize_t,
+) -> io::Result<Vec<u8>> {
     for _ in 0..8 {
-        // SAFETY: `attr` is NUL-terminated and alive for the call; a null
-        // buffer of size 0 asks for the value's size only.
-        let size =
-            unsafe { libc::fgetxattr(fd.as_raw_fd(), attr.as_ptr(), std::ptr::null_mut(), 0) };
+        let size = call(&mut []);
         let Ok(size) = usize::try_from(size) else {
-            let e = io::Error::last_os_error();
-            return if absent(&e) { Ok(None) } else { Err(e) };
+            return Err(io::Error::last_os_error());
         };
         let mut value = vec![0u8; size];
-        // SAFETY: as above, and `value` is a writable buffer of
-        // `value.len()` bytes that outlives the call.
-        let got = unsafe {
-            libc::fgetxattr(
-                fd.as_raw_fd(),
-                attr.as_ptr(),
-                value.as_mut_ptr().cast(),
-                value.len(),
-            )
-        };
+        let got = call(&mut value);
         match usize::try_from(got) {
             Ok(got) => {
                 value.truncate(got);
-                return Ok(Some(value));
+                return Ok(value);
             }
             Err(_) => {
                 let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::ERANGE) {
-                    continue; // grew between the two calls
+                if e.raw_os_error() != Some(libc::ERANGE) {
+                    return Err(e);
                 }
-                return if absent(&e) { Ok(None) } else { Err(e) };
+                // grew between the two calls
             }
         }
     }
-    Err(io::Error::other("xattr keeps changing size"))
+    Err(io::Error::other(format!("{what} keeps changing size")))
+}
+
+/// An xattr's value read with `call` (see [`read_sized`]); `None` when the
+/// attribute is absent or xattrs are unsupported.
+pub(crate) fn xattr_value(
+    call: impl FnMut(&mut [u8]) -> libc::ssize_t,
+) -> io::Result<Option<Vec<u8>>> {
+    match read_sized("xattr", call) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENODATA | libc::ENOTSUP)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The xattr names listed with `call` (see [`read_sized`]); none when
+/// xattrs are unsupported.
+pub(crate) fn xattr_names(
+    call: impl FnMut(&mut [u8]) -> libc::ssize_t,
+) -> io::Result<Vec<CString>> {
+    match read_sized("xattr list", call) {
+        Ok(list) => Ok(list
+            .split(|b| *b == 0)
+            .filter(|n| !n.is_empty())
+            .filter_map(|n| CString::new(n).ok())
+            .collect()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// fgetxattr(2); `None` when the attribute is absent or unsupported.
+pub fn fgetxattr(fd: BorrowedFd<'_>, attr: &CStr) -> io::Result<Option<Vec<u8>>> {
+    xattr_value(|buf| {
+        // SAFETY: `attr` is NUL-terminated and alive for the call, and `buf`
+        // is a writable buffer of `buf.len()` bytes that outlives it (an
+        // empty one asks for the size only).
+        unsafe {
+            libc::fgetxattr(
+                fd.as_raw_fd(),
+                attr.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        }
+    })
 }
 
 /// flistxattr(2): the names of the xattrs of `fd` (none when unsupported).
 pub fn flistxattr(fd: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
-    for _ in 0..8 {
-        // SAFETY: a null buffer of size 0 asks for the list's size only.
-        let size = unsafe { libc::flistxattr(fd.as_raw_fd(), std::ptr::null_mut(), 0) };
-        let Ok(size) = usize::try_from(size) else {
-            let e = io::Error::last_os_error();
-            return if e.raw_os_error() == Some(libc::ENOTSUP) {
-                Ok(Vec::new())
-            } else {
-                Err(e)
-            };
-        };
-        let mut list = vec![0u8; size];
-        // SAFETY: `list` is a writable buffer of `list.len()` bytes that
-        // outlives the call.
-        let got = unsafe { libc::flistxattr(fd.as_raw_fd(), list.as_mut_ptr().cast(), list.len()) };
-        match usize::try_from(got) {
-            Ok(got) => {
-                list.truncate(got);
-                return Ok(list
-                    .split(|b| *b == 0)
-                    .filter(|n| !n.is_empty())
-                    .filter_map(|n| CString::new(n).ok())
-                    .collect());
-            }
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::ERANGE) {
-                    continue;
-                }
-                return Err(e);
-            }
-        }
-    }
-    Err(io::Error::other("xattr list keeps changing size"))
+    xattr_names(|buf| {
+        // SAFETY: `buf` is a writable buffer of `buf.len()` bytes that
+        // outlives the call (an empty one asks for the size only).
+        unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
+    })
 }
 
 pub fn is_opaque(dir: BorrowedFd<'_>) -> io::Result<bool> {
@@ -404,6 +412,74 @@ pub(crate) mod tests {
             )
         };
         assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+    }
+
+    /// A getxattr-style call over `values`, one per call: a value is
+    /// "read" like the kernel does, a shorter buffer than it fails with
+    /// `ERANGE`, an `Err` sets that errno.
+    fn fake(values: Vec<Result<&'static [u8], Errno>>) -> impl FnMut(&mut [u8]) -> libc::ssize_t {
+        let mut it = values.into_iter();
+        move |buf| match it.next().expect("called too often") {
+            Ok(v) if buf.is_empty() => v.len() as libc::ssize_t,
+            Ok(v) if buf.len() < v.len() => {
+                Errno::ERANGE.set();
+                -1
+            }
+            Ok(v) => {
+                buf[..v.len()].copy_from_slice(v);
+                v.len() as libc::ssize_t
+            }
+            Err(e) => {
+                e.set();
+                -1
+            }
+        }
+    }
+
+    #[test]
+    fn sized_reads_start_over_when_the_value_grows() {
+        // Size 2, then the value grew to 5 before it was read: again.
+        let got = read_sized(
+            "x",
+            fake(vec![Ok(b"ab"), Ok(b"abcde"), Ok(b"abcde"), Ok(b"abcde")]),
+        );
+        assert_eq!(got.unwrap(), b"abcde");
+        // It shrank: the shorter value.
+        let got = read_sized("x", fake(vec![Ok(b"abcd"), Ok(b"ab")]));
+        assert_eq!(got.unwrap(), b"ab");
+        // It never settles: an error, not a loop.
+        let growing = (0..16).map(|i| Ok(&b"0123456789abcdef"[..=i])).collect();
+        let e = read_sized("xattr", fake(growing)).unwrap_err();
+        assert_eq!(e.to_string(), "xattr keeps changing size");
+
+        // Absent or unsupported is no value; other errors are errors.
+        assert_eq!(xattr_value(fake(vec![Err(Errno::ENODATA)])).unwrap(), None);
+        assert_eq!(
+            xattr_value(fake(vec![Ok(b""), Err(Errno::ENOTSUP)])).unwrap(),
+            None
+        );
+        let e = xattr_value(fake(vec![Err(Errno::EACCES)])).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EACCES));
+        assert_eq!(
+            xattr_value(fake(vec![Ok(b"y"), Ok(b"y")]))
+                .unwrap()
+                .as_deref(),
+            Some(&b"y"[..])
+        );
+
+        // Lists split at NULs; unsupported lists nothing.
+        let names = xattr_names(fake(vec![
+            Ok(b"user.a\0trusted.b\0"),
+            Ok(b"user.a\0trusted.b\0"),
+        ]));
+        assert_eq!(
+            names.unwrap(),
+            [c"user.a".to_owned(), c"trusted.b".to_owned()]
+        );
+        assert!(xattr_names(fake(vec![Err(Errno::ENOTSUP)]))
+            .unwrap()
+            .is_empty());
+        assert!(xattr_names(fake(vec![Err(Errno::EIO)])).is_err());
     }
 
     #[test]

@@ -1195,83 +1195,30 @@ fn lsetxattr(path: &Path, attr: &CStr, value: &[u8]) -> io::Result<()> {
 /// lgetxattr(2); `None` when the attribute is absent or unsupported.
 fn lgetxattr(path: &Path, attr: &CStr) -> io::Result<Option<Vec<u8>>> {
     let path = c_path(path)?;
-    let absent =
-        |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENODATA) | Some(libc::ENOTSUP));
-    for _ in 0..8 {
-        // SAFETY: both strings are NUL-terminated and alive for the call; a
-        // null buffer of size 0 asks for the value's size only.
-        let size =
-            unsafe { libc::lgetxattr(path.as_ptr(), attr.as_ptr(), std::ptr::null_mut(), 0) };
-        let Ok(size) = usize::try_from(size) else {
-            let e = io::Error::last_os_error();
-            return if absent(&e) { Ok(None) } else { Err(e) };
-        };
-        let mut value = vec![0u8; size];
-        // SAFETY: as above, and `value` is a writable buffer of `value.len()`
-        // bytes that outlives the call.
-        let got = unsafe {
+    crate::overlay::xattr_value(|buf| {
+        // SAFETY: both strings are NUL-terminated and alive for the call,
+        // and `buf` is a writable buffer of `buf.len()` bytes that outlives
+        // it (an empty one asks for the size only).
+        unsafe {
             libc::lgetxattr(
                 path.as_ptr(),
                 attr.as_ptr(),
-                value.as_mut_ptr().cast(),
-                value.len(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
             )
-        };
-        match usize::try_from(got) {
-            Ok(got) => {
-                value.truncate(got);
-                return Ok(Some(value));
-            }
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::ERANGE) {
-                    continue; // grew between the two calls
-                }
-                return if absent(&e) { Ok(None) } else { Err(e) };
-            }
         }
-    }
-    Err(io::Error::other("xattr keeps changing size"))
+    })
 }
 
 /// llistxattr(2): the names of `path`'s xattrs (none when unsupported).
 fn llistxattr(path: &Path) -> io::Result<Vec<CString>> {
     let path = c_path(path)?;
-    for _ in 0..8 {
-        // SAFETY: `path` is NUL-terminated and alive for the call; a null
-        // buffer of size 0 asks for the list's size only.
-        let size = unsafe { libc::llistxattr(path.as_ptr(), std::ptr::null_mut(), 0) };
-        let Ok(size) = usize::try_from(size) else {
-            let e = io::Error::last_os_error();
-            return if e.raw_os_error() == Some(libc::ENOTSUP) {
-                Ok(Vec::new())
-            } else {
-                Err(e)
-            };
-        };
-        let mut list = vec![0u8; size];
-        // SAFETY: as above, and `list` is a writable buffer of `list.len()`
-        // bytes that outlives the call.
-        let got = unsafe { libc::llistxattr(path.as_ptr(), list.as_mut_ptr().cast(), list.len()) };
-        match usize::try_from(got) {
-            Ok(got) => {
-                list.truncate(got);
-                return Ok(list
-                    .split(|b| *b == 0)
-                    .filter(|n| !n.is_empty())
-                    .filter_map(|n| CString::new(n).ok())
-                    .collect());
-            }
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::ERANGE) {
-                    continue;
-                }
-                return Err(e);
-            }
-        }
-    }
-    Err(io::Error::other("xattr list keeps changing size"))
+    crate::overlay::xattr_names(|buf| {
+        // SAFETY: `path` is NUL-terminated and alive for the call, and `buf`
+        // is a writable buffer of `buf.len()` bytes that outlives it (an
+        // empty one asks for the size only).
+        unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) }
+    })
 }
 
 #[cfg(test)]

@@ -101,6 +101,8 @@ pub mod fake {
         pub scripts: Vec<String>,
         pub fail_veth: bool,
         pub fail_nft: bool,
+        /// Refuse to delete veths (bridges still go).
+        pub fail_remove_veth: bool,
         /// Each namespace's default route: (interface, gateway).
         pub default_routes: BTreeMap<PathBuf, (String, Ipv4Addr)>,
     }
@@ -181,6 +183,11 @@ pub mod fake {
 
         async fn remove_link(&self, name: &str) -> Result<bool> {
             let mut s = self.state();
+            if s.fail_remove_veth && s.veths.contains_key(name) {
+                return Err(Error::Internal(format!(
+                    "injected failure to delete {name}"
+                )));
+            }
             if let Some(v) = s.veths.remove(name) {
                 // The route goes with its interface.
                 if s.default_routes.get(&v.netns).map(|r| &r.0) == Some(&v.ifname) {

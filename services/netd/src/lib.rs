@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod ipam;
 pub mod kernel;
 pub mod loopback;
+pub mod names;
 pub mod netlink;
 pub mod nft;
 pub mod portmap;

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::error::{internal, Error, Result};
 use crate::ipam;
 use crate::kernel::{BridgeSpec, Kernel, VethSpec};
+use crate::names::Names;
 use crate::nft::{self, NetRules};
 use crate::portmap::{self, Held};
 use crate::resolver::{self, DnsServer, Upstreams};
@@ -51,6 +52,8 @@ pub struct Net<K: Kernel> {
     held: Mutex<HashMap<String, Vec<Held>>>,
     /// DNS servers by network name.
     resolvers: Mutex<HashMap<String, DnsServer>>,
+    /// What the DNS servers answer, in step with the endpoint records.
+    names: Arc<Names>,
 }
 
 fn now() -> i64 {
@@ -139,48 +142,6 @@ fn network_pb(n: &NetworkRecord, eps: Vec<pb::Endpoint>) -> pb::Network {
     }
 }
 
-/// Whether a container answers to `name` on its network: its name, an
-/// alias, or (12 characters or more) a prefix of its id.
-fn answers_to(e: &EndpointRecord, name: &str) -> bool {
-    let own = e.name.trim_start_matches('/');
-    (!own.is_empty() && own.eq_ignore_ascii_case(name))
-        || e.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
-        || (name.len() >= 12 && e.container_id.starts_with(name))
-}
-
-/// A name as a network's DNS server answers it: the containers of the
-/// network that answer to it; failing that, those of the asking
-/// container's other networks (as Docker's embedded DNS answers for every
-/// network of the container that asks).
-fn lookup_name(
-    store: &Store,
-    network: &str,
-    q: &str,
-    asker: Option<Ipv4Addr>,
-) -> Option<Vec<Ipv4Addr>> {
-    let own = store.endpoints_of(network).ok()?;
-    let mut ips: Vec<Ipv4Addr> = own
-        .iter()
-        .filter(|e| answers_to(e, q))
-        .map(|e| e.ip)
-        .collect();
-    if ips.is_empty() {
-        let me = own.iter().find(|e| Some(e.ip) == asker)?;
-        let others: Vec<String> = store
-            .endpoints()
-            .ok()?
-            .into_iter()
-            .filter(|e| e.container_id == me.container_id && e.network != network)
-            .map(|e| e.network)
-            .collect();
-        for n in others {
-            let eps = store.endpoints_of(&n).ok()?;
-            ips.extend(eps.iter().filter(|e| answers_to(e, q)).map(|e| e.ip));
-        }
-    }
-    (!ips.is_empty()).then_some(ips)
-}
-
 impl<K: Kernel> Net<K> {
     /// Opens the records, makes sure the default network exists, and
     /// reconciles records with the kernel (see [`Net::reconcile`]).
@@ -207,6 +168,7 @@ impl<K: Kernel> Net<K> {
             containers: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
             resolvers: Mutex::new(HashMap::new()),
+            names: Arc::new(Names::default()),
         });
         net.put_default_network()?;
         Ok(net)
@@ -214,6 +176,11 @@ impl<K: Kernel> Net<K> {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The names the networks' DNS servers answer.
+    pub fn names(&self) -> &Names {
+        &self.names
     }
 
     /// Runs store work off the async threads (a commit waits for fsync and
@@ -306,6 +273,7 @@ impl<K: Kernel> Net<K> {
             released += 1;
         }
         let orphans = self.blocking(|s| s.drop_orphan_leases()).await?;
+        self.names.replace_all(&live);
         let mut rebound = 0usize;
         for ep in &live {
             let mut held = Vec::new();
@@ -351,10 +319,10 @@ impl<K: Kernel> Net<K> {
         if !self.dns {
             return;
         }
-        let store = self.store.clone();
+        let names = self.names.clone();
         let name = n.name.clone();
         let lookup: resolver::Lookup =
-            Arc::new(move |q: &str, asker| lookup_name(&store, &name, q, asker));
+            Arc::new(move |q: &str, asker| names.lookup(&name, q, asker));
         let upstreams = match &self.cfg.dns_upstream {
             Some(v) => Upstreams::Fixed(v.clone()),
             None => Upstreams::ResolvConf(self.cfg.resolv_conf.clone()),
@@ -630,6 +598,7 @@ impl<K: Kernel> Net<K> {
             return Err(e.context(format!("attach to network {}", net.name)));
         }
         lock(&self.held).insert(key(&net.name, &ep.container_id), held);
+        self.names.insert(&ep);
         tracing::info!(ip = %ep.ip, veth = %ep.veth, ports = ep.ports.len(), "attached");
         Ok(pb::AttachResponse {
             endpoint: Some(endpoint_pb(&ep)),
@@ -674,15 +643,19 @@ impl<K: Kernel> Net<K> {
 
     /// Like [`Net::release`], but the veth is gone when it returns (a
     /// container that stays on other networks may need a new default
-    /// route once it is).
+    /// route once it is). The veth goes first: when it cannot, the
+    /// endpoint stays whole (record, address, rules) and a later detach
+    /// tries again, instead of a veth left on the bridge that nothing
+    /// remembers.
     async fn release_now(&self, ep: &EndpointRecord) -> Result<()> {
-        self.forget_endpoint(ep).await?;
         self.kernel.remove_link(&ep.veth).await?;
-        Ok(())
+        self.forget_endpoint(ep).await
     }
 
-    /// Rules, port reservations, the record and its address of an endpoint.
+    /// Rules, port reservations, the name, the record and its address of
+    /// an endpoint.
     async fn forget_endpoint(&self, ep: &EndpointRecord) -> Result<()> {
+        self.names.remove(&ep.network, &ep.container_id);
         // Only endpoints with ports have a chain.
         let listed = if ep.ports.is_empty() {
             None
@@ -785,6 +758,7 @@ impl<K: Kernel> Net<K> {
             self.blocking(move |s| s.release(&n, &c)).await?;
         }
         lock(&self.resolvers).clear();
+        self.names.clear();
         for n in self.store.networks()? {
             self.kernel.remove_link(&n.bridge).await?;
         }
@@ -1271,29 +1245,33 @@ mod tests {
         let app_back = ip(n.attach(on("app", "back")).await.unwrap());
         let web = ip(n.attach(on("web", "front")).await.unwrap());
         let db = ip(n.attach(on("db", "back")).await.unwrap());
-        let s = n.store();
+        let s = n.names();
         // Own network first, for anyone.
-        assert_eq!(lookup_name(s, "front", "web", None), Some(vec![web]));
-        assert_eq!(
-            lookup_name(s, "front", "app", Some(web)),
-            Some(vec![app_front])
-        );
+        assert_eq!(s.lookup("front", "web", None), Some(vec![web]));
+        assert_eq!(s.lookup("front", "app", Some(web)), Some(vec![app_front]));
         // app asks front's server for db, which is on back: app is there too.
-        assert_eq!(
-            lookup_name(s, "front", "db", Some(app_front)),
-            Some(vec![db])
-        );
+        assert_eq!(s.lookup("front", "db", Some(app_front)), Some(vec![db]));
         // web is not on back: db is not its to know.
-        assert_eq!(lookup_name(s, "front", "db", Some(web)), None);
-        assert_eq!(lookup_name(s, "front", "db", None), None);
-        assert_eq!(
-            lookup_name(s, "back", "web", Some(app_back)),
-            Some(vec![web])
-        );
-        assert_eq!(lookup_name(s, "front", "nosuch", Some(app_front)), None);
+        assert_eq!(s.lookup("front", "db", Some(web)), None);
+        assert_eq!(s.lookup("front", "db", None), None);
+        assert_eq!(s.lookup("back", "web", Some(app_back)), Some(vec![web]));
+        assert_eq!(s.lookup("front", "nosuch", Some(app_front)), None);
         // Once app left back, db is unknown to it on front.
         n.detach("app", "back").await.unwrap();
-        assert_eq!(lookup_name(n.store(), "front", "db", Some(app_front)), None);
+        assert_eq!(s.lookup("front", "db", Some(app_front)), None);
+        assert_eq!(s.lookup("back", "app", None), None);
+        // After a restart the names come back from the records, the dead
+        // container's excepted.
+        drop(n);
+        let web_ns = k.netns("web");
+        k.state().alive.remove(&web_ns);
+        let n = net(dir.path(), &k).await;
+        let s = n.names();
+        assert_eq!(s.lookup("front", "app", None), Some(vec![app_front]));
+        assert_eq!(s.lookup("back", "db", None), Some(vec![db]));
+        assert_eq!(s.lookup("front", "web", None), None);
+        n.cleanup().await.unwrap();
+        assert_eq!(s.lookup("front", "app", None), None);
     }
 
     #[tokio::test]
@@ -1338,24 +1316,45 @@ mod tests {
         assert!(!k.state().default_routes.contains_key(&ns));
     }
 
-    #[test]
-    fn a_container_answers_to_its_name_aliases_and_long_id_prefixes() {
-        let e = EndpointRecord {
-            container_id: "0123456789abcdef".into(),
+    #[tokio::test]
+    async fn a_veth_that_cannot_go_keeps_its_endpoint_for_a_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = FakeKernel::default();
+        let n = net(dir.path(), &k).await;
+        n.create_network("front", "").await.unwrap();
+        let ns = k.netns("c1");
+        let p = free_port();
+        n.attach(req("c1", &ns, vec![])).await.unwrap();
+        n.attach(pb::AttachRequest {
             network: "front".into(),
-            ip: Ipv4Addr::new(10, 1, 0, 2),
-            prefix_len: 24,
-            gateway: Ipv4Addr::new(10, 1, 0, 1),
-            mac: String::new(),
-            veth: "veth00000000".into(),
-            ports: vec![],
-            name: "/web".into(),
-            aliases: vec!["WWW".into()],
-            netns: PathBuf::new(),
-            ifname: "eth0".into(),
-        };
-        assert!(answers_to(&e, "web") && answers_to(&e, "www") && answers_to(&e, "0123456789ab"));
-        assert!(!answers_to(&e, "0123") && !answers_to(&e, "db") && !answers_to(&e, ""));
+            aliases: vec!["web".into()],
+            ..req("c1", &ns, vec![tcp("127.0.0.1", p, 80)])
+        })
+        .await
+        .unwrap();
+        let veth = n.store().endpoint("front", "c1").unwrap().unwrap().veth;
+        // c1 stays on bridge, so leaving front removes the veth at once.
+        k.state().fail_remove_veth = true;
+        let e = n.detach("c1", "front").await.unwrap_err();
+        assert!(e.to_string().contains("detach from network front"), "{e}");
+        assert!(e.to_string().contains("injected failure"), "{e}");
+        // Nothing was forgotten: record, address, rules, port, name.
+        assert!(k.state().veths.contains_key(&veth));
+        assert!(n.store().endpoint("front", "c1").unwrap().is_some());
+        assert_eq!(n.store().leases("front").unwrap().len(), 1);
+        assert_eq!(k.state().jumps.len(), 1);
+        assert!(!port_free(p));
+        assert!(n.names().lookup("front", "web", None).is_some());
+        // The retry finishes the job.
+        k.state().fail_remove_veth = false;
+        n.detach("c1", "front").await.unwrap();
+        assert!(!k.state().veths.contains_key(&veth));
+        assert!(n.store().endpoint("front", "c1").unwrap().is_none());
+        assert!(n.store().leases("front").unwrap().is_empty());
+        assert!(k.state().jumps.is_empty());
+        assert!(port_free(p));
+        assert_eq!(n.names().lookup("front", "web", None), None);
+        assert_eq!(k.state().veths.len(), 1, "the bridge endpoint stays");
     }
 
     #[tokio::test]

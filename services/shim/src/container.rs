@@ -2,8 +2,7 @@
 //! paused → exited), the handling of its exit, and the operations the gRPC
 //! adapter (`server.rs`) exposes.
 
-use std::collections::HashSet;
-use std::os::fd::OwnedFd;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -14,17 +13,15 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::console::{Pty, WindowSize};
+use super::console::WindowSize;
 use super::exec::{ExecEvent, ExecHandle, ExecRequest};
 use super::exit::{rfc3339, ExitRecord};
 use super::logfile::Stream;
 use super::reaper::{ExitWaiter, Reaper};
 use super::runc::Runtime;
-use super::stdio::{Event, Input, Output};
+use super::stdio::{drain, Event, Output, ProcessStdio};
 use super::Error;
 
-/// How long output may take to drain after the container's init exited.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an exited shim waits for `Shutdown` before it leaves anyway.
 pub const LINGER: Duration = Duration::from_secs(30);
 /// Output chunks queued for an exec's client before its process waits.
@@ -49,15 +46,6 @@ impl Status {
             Status::Exited => "exited",
         }
     }
-}
-
-/// The container's stdio as the shim holds it.
-pub enum Io {
-    /// Pipes: the write end of its stdin pipe, when it has one (the read
-    /// ends of its output are the pumps').
-    Pipes { stdin: Option<OwnedFd> },
-    /// A terminal: its master, and whether clients may type into it.
-    Pty { pty: Arc<Pty>, stdin: bool },
 }
 
 /// How and when the container ended.
@@ -92,12 +80,11 @@ pub struct Container {
     runtime: Runtime,
     reaper: Arc<Reaper>,
     output: Arc<Output>,
-    stdin: tokio::sync::Mutex<Option<Input>>,
-    /// The terminal, held for the container's whole life.
-    pty: Option<Arc<Pty>>,
-    /// Ids of the exec processes running.
-    execs: Mutex<HashSet<String>>,
-    /// Serializes pause and resume.
+    /// Its stdin and its terminal (held for the container's whole life).
+    stdio: ProcessStdio,
+    /// The exec processes running: id → pid (0 while it starts).
+    execs: Mutex<HashMap<String, u32>>,
+    /// Serializes pause and resume, and each with the start of an exec.
     freezer: tokio::sync::Mutex<()>,
     state: Mutex<State>,
     exited_tx: watch::Sender<Option<Exited>>,
@@ -113,21 +100,8 @@ impl Container {
         runtime: Runtime,
         reaper: Arc<Reaper>,
         output: Arc<Output>,
-        io: Io,
+        stdio: ProcessStdio,
     ) -> Arc<Container> {
-        let (stdin, pty) = match io {
-            Io::Pipes { stdin } => {
-                let stdin = stdin.and_then(|fd| match Input::pipe(fd) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "container stdin unusable");
-                        None
-                    }
-                });
-                (stdin, None)
-            }
-            Io::Pty { pty, stdin } => (stdin.then(|| Input::Pty(pty.clone())), Some(pty)),
-        };
         Arc::new(Container {
             id: id.to_string(),
             init_pid,
@@ -135,9 +109,8 @@ impl Container {
             runtime,
             reaper,
             output,
-            stdin: tokio::sync::Mutex::new(stdin),
-            pty,
-            execs: Mutex::new(HashSet::new()),
+            stdio,
+            execs: Mutex::new(HashMap::new()),
             freezer: tokio::sync::Mutex::new(()),
             state: Mutex::new(State {
                 status: Status::Created,
@@ -344,12 +317,15 @@ impl Container {
     /// Sets the size of the container's terminal; without one there is
     /// nothing to do (as with Docker).
     pub fn resize(&self, size: WindowSize) -> Result<(), Error> {
-        match &self.pty {
-            Some(p) if self.state().status != Status::Exited => p
-                .resize(size)
-                .map_err(|e| Error::io("resize the container's terminal", e)),
-            _ => Ok(()),
+        if self.state().status == Status::Exited {
+            return Ok(());
         }
+        self.stdio.resize(size)
+    }
+
+    /// Its stdin and terminal.
+    pub fn stdio(&self) -> &ProcessStdio {
+        &self.stdio
     }
 
     /// Starts a second process in the running container. Returns its handle
@@ -359,6 +335,12 @@ impl Container {
         req: ExecRequest,
         span: tracing::Span,
     ) -> Result<(Arc<ExecHandle>, mpsc::Receiver<ExecEvent>), Error> {
+        // Held from the status check until the process has started: a
+        // pause in between would freeze the container under `runtime
+        // exec`, which would then wait for it for ever. It also makes
+        // exec starts one at a time, so the processes of the others are
+        // known (see `exec::start`).
+        let _freezer = self.freezer.lock().await;
         match self.state().status {
             Status::Running => {}
             Status::Paused => {
@@ -375,26 +357,41 @@ impl Container {
             }
         }
         let exec_id = req.exec_id.clone();
-        if !self.execs().insert(exec_id.clone()) {
-            return Err(Error::AlreadyExists(format!(
-                "exec {exec_id} is already running in container {}",
-                self.id
-            )));
-        }
+        let known: Vec<u32> = {
+            let mut execs = self.execs();
+            if execs.contains_key(&exec_id) {
+                return Err(Error::AlreadyExists(format!(
+                    "exec {exec_id} is already running in container {}",
+                    self.id
+                )));
+            }
+            execs.insert(exec_id.clone(), 0);
+            execs
+                .values()
+                .copied()
+                .filter(|p| *p != 0)
+                .chain([self.init_pid])
+                .collect()
+        };
         let started =
-            match super::exec::start(&self.runtime, &self.reaper, &self.state_dir, &req).await {
-                Ok(s) => s,
-                Err(e) => {
-                    self.execs().remove(&exec_id);
-                    // The container may have exited meanwhile.
-                    return Err(match (&e, self.state().status) {
-                        (Error::Runtime { .. }, Status::Exited) => Error::FailedPrecondition(
-                            format!("container {} is not running", self.id),
-                        ),
-                        _ => e,
-                    });
-                }
-            };
+            super::exec::start(&self.runtime, &self.reaper, &self.state_dir, &req, &known).await;
+        if let (Ok(s), Some(p)) = (&started, self.execs().get_mut(&exec_id)) {
+            *p = s.handle.pid;
+        }
+        drop(_freezer);
+        let started = match started {
+            Ok(s) => s,
+            Err(e) => {
+                self.execs().remove(&exec_id);
+                // The container may have exited meanwhile.
+                return Err(match (&e, self.state().status) {
+                    (Error::Runtime { .. }, Status::Exited) => {
+                        Error::FailedPrecondition(format!("container {} is not running", self.id))
+                    }
+                    _ => e,
+                });
+            }
+        };
         let handle = started.handle.clone();
         let pid = handle.pid;
         tracing::info!(exec_id = %exec_id, pid, terminal = req.terminal(), "exec started");
@@ -412,7 +409,7 @@ impl Container {
         Ok((handle, rx))
     }
 
-    fn execs(&self) -> MutexGuard<'_, HashSet<String>> {
+    fn execs(&self) -> MutexGuard<'_, HashMap<String, u32>> {
         self.execs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -425,28 +422,6 @@ impl Container {
             Some(e) => Ok(e),
             None => Err(self.output.subscribe()),
         }
-    }
-
-    /// Writes to the container's stdin.
-    pub async fn write_stdin(&self, data: &[u8]) -> Result<(), Error> {
-        let mut stdin = self.stdin.lock().await;
-        let Some(w) = stdin.as_mut() else {
-            return Err(Error::FailedPrecondition(format!(
-                "container {} has no open stdin",
-                self.id
-            )));
-        };
-        if let Err(e) = w.write_all(data).await {
-            // The reader is gone (the container closed stdin or exited).
-            *stdin = None;
-            return Err(Error::io("write to the container's stdin", e));
-        }
-        Ok(())
-    }
-
-    /// Closes the container's stdin: it reads EOF.
-    pub async fn close_stdin(&self) {
-        self.stdin.lock().await.take();
     }
 
     /// Lets the shim exit: at once after the exit; a created container is
@@ -501,18 +476,10 @@ impl Container {
         let code = exit.code();
         tracing::info!(pid = self.init_pid, code, %exit, "container exited");
 
-        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
-        for mut p in pumps {
-            if tokio::time::timeout_at(deadline, &mut p).await.is_err() {
-                p.abort();
-                tracing::warn!(
-                    "output still open {DRAIN_TIMEOUT:?} after the container exited; stopped reading it"
-                );
-            }
-        }
+        drain(pumps, "the container's").await;
         self.output.finish(Stream::Stdout);
         self.output.finish(Stream::Stderr);
-        self.stdin.lock().await.take();
+        self.stdio.close_stdin().await;
 
         let started_at = self.state().started_at;
         let record = ExitRecord {

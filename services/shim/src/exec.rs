@@ -13,33 +13,27 @@
 //! blocks on a full pipe.
 
 use std::fs::{self, OpenOptions};
+use std::future::Future;
 use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 
+use nix::libc;
 use rdock_proto::shim::v1::ExecStart;
 use serde_json::{Map, Value};
-use tokio::io::AsyncReadExt;
-use tokio::net::unix::pipe;
-use tokio::sync::{mpsc, Mutex};
-use tokio::task::JoinHandle;
-use tracing::Instrument;
+use tokio::sync::{mpsc, watch};
 
-use super::console::{ConsoleSocket, Pty, WindowSize};
-use super::container::DRAIN_TIMEOUT;
+use super::console::WindowSize;
+use super::logfile::Stream;
 use super::process::read_pid;
 use super::reaper::{ExitWaiter, Reaper};
 use super::runc::Runtime;
-use super::stdio::{pipes, Input, ShimEnds};
+use super::stdio::{drain, ProcessIo, ProcessStdio, Setup, Sink};
 use super::Error;
 
 /// The longest exec id (it names files in the state dir).
 pub const MAX_EXEC_ID: usize = 64;
-/// One read of the process's output.
-const READ_BUF: usize = 16 * 1024;
 
 /// What a client asks to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,64 +136,34 @@ pub enum ExecEvent {
     Exit(i32),
 }
 
-/// The client's hold on a running exec: its input and its terminal.
+/// The client's hold on a running exec: its input and its terminal, until
+/// it has ended.
 pub struct ExecHandle {
     pub pid: u32,
-    stdin: Mutex<Option<Input>>,
-    pty: Option<Arc<Pty>>,
+    stdio: ProcessStdio,
+    ended: watch::Sender<bool>,
 }
 
 impl ExecHandle {
-    /// Writes to the process's stdin.
-    pub async fn write_stdin(&self, data: &[u8]) -> Result<(), Error> {
-        let mut stdin = self.stdin.lock().await;
-        let Some(w) = stdin.as_mut() else {
-            return Err(Error::FailedPrecondition(format!(
-                "exec process {} has no open stdin",
-                self.pid
-            )));
-        };
-        if let Err(e) = w.write_all(data).await {
-            *stdin = None;
-            return Err(Error::io("write to the exec process's stdin", e));
-        }
-        Ok(())
+    /// Its stdin and terminal.
+    pub fn stdio(&self) -> &ProcessStdio {
+        &self.stdio
     }
 
-    /// Closes the process's stdin (a pipe reads EOF; a terminal just gets
-    /// no more input).
-    pub async fn close_stdin(&self) {
-        self.stdin.lock().await.take();
+    /// Resolves once the process has exited and its output is drained:
+    /// nothing can be written to it any more.
+    pub async fn ended(&self) {
+        let mut rx = self.ended.subscribe();
+        let _ = rx.wait_for(|e| *e).await;
     }
-
-    /// Sets the terminal size; without a terminal there is nothing to do
-    /// (as with Docker).
-    pub fn resize(&self, size: WindowSize) -> Result<(), Error> {
-        match &self.pty {
-            Some(p) => p
-                .resize(size)
-                .map_err(|e| Error::io("resize the exec process's terminal", e)),
-            None => Ok(()),
-        }
-    }
-}
-
-enum Output {
-    Pipes { stdout: OwnedFd, stderr: OwnedFd },
-    Pty(Arc<Pty>),
 }
 
 /// A process `runtime exec` started.
 pub struct Started {
     pub handle: Arc<ExecHandle>,
-    output: Output,
+    /// Its output (its input is the handle's).
+    io: ProcessIo,
     exit: ExitWaiter,
-}
-
-/// The shim's side of the process's stdio while it starts.
-enum Ours {
-    Console(ConsoleSocket),
-    Pipes(ShimEnds),
 }
 
 /// The exec's files in the state dir; removed on drop.
@@ -225,12 +189,16 @@ impl Drop for Files {
 }
 
 /// Starts the process. Nothing is left behind on failure: no file, no
-/// process.
+/// process. `known` are the pids of the container's init and its other
+/// exec processes; no other exec may be starting meanwhile (the caller
+/// makes them one at a time), so that a process whose pid file cannot be
+/// read can still be told from the others and ended.
 pub async fn start(
     runtime: &Runtime,
     reaper: &Reaper,
     state_dir: &Path,
     req: &ExecRequest,
+    known: &[u32],
 ) -> Result<Started, Error> {
     let files = Files::new(state_dir, &req.exec_id);
     let mut f = OpenOptions::new()
@@ -244,105 +212,161 @@ pub async fn start(
         .map_err(|e| Error::io(format!("write {}", files.process.display()), e))?;
     drop(f);
 
-    let (ours, stdio) = if req.terminal() {
-        let sock = ConsoleSocket::bind(state_dir, &format!("exec-{}.sock", req.exec_id))
-            .map_err(|e| Error::io("create the console socket", e))?;
-        (
-            Ours::Console(sock),
-            [Stdio::null(), Stdio::null(), Stdio::null()],
-        )
-    } else {
-        let (container_ends, shim_ends) =
-            pipes(req.stdin).map_err(|e| Error::io("create stdio pipes", e))?;
-        (Ours::Pipes(shim_ends), container_ends.into_stdio())
-    };
-    let console = match &ours {
-        Ours::Console(s) => Some(s.connect_path()),
-        Ours::Pipes(_) => None,
-    };
+    let (setup, stdio) = Setup::new(
+        req.terminal(),
+        req.stdin,
+        state_dir,
+        &format!("exec-{}.sock", req.exec_id),
+    )?;
     let mark = reaper.mark();
+    let since = boot_ticks();
     runtime
         .exec(
             reaper,
             &files.process,
             &files.pid,
-            console,
+            setup.console_path(),
             stdio,
             req.argv0(),
         )
         .await?;
-    let pid = read_pid(&files.pid)
-        .map_err(|e| Error::io(format!("read the exec pid from {}", files.pid.display()), e))?;
+    let pid = match read_pid(&files.pid) {
+        Ok(pid) => pid,
+        Err(e) => {
+            let e = Error::io(format!("read the exec pid from {}", files.pid.display()), e);
+            tracing::error!(error = %e, "the exec process started but its pid is unknown");
+            end_unknown(runtime, reaper, since, known).await;
+            return Err(e);
+        }
+    };
     let exit = reaper.watch_since(pid as i32, mark);
     drop(files);
 
-    let (stdin, output, pty) = match ours {
-        Ours::Console(sock) => {
-            let pty = match sock.receive().await.and_then(Pty::new) {
-                Ok(p) => Arc::new(p),
-                Err(e) => {
-                    // The process runs on a terminal nobody holds: end it.
-                    kill(pid);
-                    return Err(Error::io("receive the exec process's terminal", e));
-                }
-            };
-            if let Some(size) = req.size {
-                if let Err(e) = pty.resize(size) {
-                    tracing::warn!(error = %e, "cannot size the exec process's terminal");
-                }
-            }
-            let stdin = req.stdin.then(|| Input::Pty(pty.clone()));
-            (stdin, Output::Pty(pty.clone()), Some(pty))
-        }
-        Ours::Pipes(ends) => {
-            let stdin = match ends.stdin.map(Input::pipe).transpose() {
-                Ok(s) => s,
-                Err(e) => {
-                    kill(pid);
-                    return Err(Error::io("exec stdin", e));
-                }
-            };
-            let output = Output::Pipes {
-                stdout: ends.stdout,
-                stderr: ends.stderr,
-            };
-            (stdin, output, None)
+    let mut io = match setup.finish().await {
+        Ok(io) => io,
+        Err(e) => {
+            // The process runs on a terminal nobody holds: end it.
+            kill(pid);
+            return Err(Error::io("receive the exec process's terminal", e));
         }
     };
+    if let (Some(pty), Some(size)) = (io.pty(), req.size) {
+        if let Err(e) = pty.resize(size) {
+            tracing::warn!(error = %e, "cannot size the exec process's terminal");
+        }
+    }
+    let stdin = match io.take_input() {
+        Ok(s) => s,
+        Err(e) => {
+            kill(pid);
+            return Err(Error::io("exec stdin", e));
+        }
+    };
+    let stdio = ProcessStdio::new(
+        stdin,
+        io.pty(),
+        format!("exec process {pid}"),
+        "the exec process's",
+    );
     Ok(Started {
         handle: Arc::new(ExecHandle {
             pid,
-            stdin: Mutex::new(stdin),
-            pty,
+            stdio,
+            ended: watch::Sender::new(false),
         }),
-        output,
+        io,
         exit,
     })
 }
 
 fn kill(pid: u32) {
     // SAFETY: kill(2) takes plain integers and touches no memory.
-    unsafe { nix::libc::kill(pid as i32, nix::libc::SIGKILL) };
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+}
+
+/// Ends a process that `runtime exec` started but whose pid file could not
+/// be read: the one process of the container that the shim adopted (the
+/// runtime, its parent, has exited), that started since `since` and is
+/// none of `known`. When that is not exactly one process, none is killed
+/// (it ends with the container), and the log says so.
+async fn end_unknown(runtime: &Runtime, reaper: &Reaper, since: u64, known: &[u32]) {
+    let pids = match runtime.ps(reaper).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list the container's processes; the exec process runs on until the container stops");
+            return;
+        }
+    };
+    let shim = std::process::id();
+    let found: Vec<u32> = pids
+        .into_iter()
+        .filter(|p| !known.contains(p))
+        .filter(|p| matches!(proc_stat(*p), Some((ppid, start)) if ppid == shim && start >= since))
+        .collect();
+    match found.as_slice() {
+        [pid] => {
+            kill(*pid);
+            tracing::error!(
+                pid,
+                "killed the exec process whose pid file could not be read"
+            );
+        }
+        [] => tracing::error!("the exec process whose pid file could not be read is not found"),
+        many => tracing::error!(
+            candidates = ?many,
+            "cannot tell which process is the exec process whose pid file could not be read; it runs on until the container stops"
+        ),
+    }
+}
+
+/// Now, in the clock ticks since boot in which `/proc/PID/stat` gives a
+/// process's start time; 0 if the clock cannot be read.
+fn boot_ticks() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through the pointer, which
+    // is valid across the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    // SAFETY: sysconf takes a plain integer and touches no memory.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    match (
+        rc,
+        u64::try_from(hz),
+        u64::try_from(ts.tv_sec),
+        u64::try_from(ts.tv_nsec),
+    ) {
+        (0, Ok(hz), Ok(s), Ok(ns)) if hz > 0 => s * hz + ns * hz / 1_000_000_000,
+        _ => 0,
+    }
+}
+
+/// A process's parent pid and start time (clock ticks since boot), from
+/// `/proc/PID/stat`.
+fn proc_stat(pid: u32) -> Option<(u32, u64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold anything: fields are
+    // counted after its last ")", from the third (the state) on.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((ppid, start))
 }
 
 impl Started {
     /// Sends the process's output to `tx` until it has exited and its
-    /// output is drained (or [`DRAIN_TIMEOUT`] passed: something it started
+    /// output is drained (or the drain timed out: something it started
     /// still holds its output), then its exit code. Returns the code.
     pub async fn run(self, tx: mpsc::Sender<ExecEvent>, span: tracing::Span) -> i32 {
-        let pumps: Vec<JoinHandle<()>> = match self.output {
-            Output::Pipes { stdout, stderr } => vec![
-                tokio::spawn(
-                    pump_pipe(stdout, ExecEvent::Stdout, tx.clone()).instrument(span.clone()),
-                ),
-                tokio::spawn(
-                    pump_pipe(stderr, ExecEvent::Stderr, tx.clone()).instrument(span.clone()),
-                ),
-            ],
-            Output::Pty(p) => vec![tokio::spawn(
-                pump_pty(p, tx.clone()).instrument(span.clone()),
-            )],
-        };
+        let pumps = self.io.pump(
+            Forward {
+                tx: tx.clone(),
+                gone: false,
+            },
+            &span,
+        );
         let code = match self.exit.await {
             Ok(e) => e.code(),
             Err(_) => {
@@ -350,16 +374,11 @@ impl Started {
                 255
             }
         };
-        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
-        for mut p in pumps {
-            if tokio::time::timeout_at(deadline, &mut p).await.is_err() {
-                p.abort();
-                tracing::warn!(
-                    "exec output still open {DRAIN_TIMEOUT:?} after the process exited; stopped reading it"
-                );
-            }
-        }
-        self.handle.close_stdin().await;
+        drain(pumps, "the exec process's").await;
+        self.handle.stdio.close_stdin().await;
+        // Before the exit code is sent: a client that does not read it
+        // must not keep the process's input (its terminal) held.
+        self.handle.ended.send_replace(true);
         let _ = tx.send(ExecEvent::Exit(code)).await;
         code
     }
@@ -367,53 +386,24 @@ impl Started {
 
 /// Forwards what is read to the client; once the client is gone, reads on
 /// and drops it.
+#[derive(Clone)]
 struct Forward {
     tx: mpsc::Sender<ExecEvent>,
     gone: bool,
 }
 
-impl Forward {
-    async fn send(&mut self, ev: ExecEvent) {
-        if !self.gone && self.tx.send(ev).await.is_err() {
-            tracing::debug!("exec client gone; discarding the process's output");
-            self.gone = true;
-        }
-    }
-}
+impl Sink for Forward {
+    const WHOSE: &'static str = "the exec process's";
 
-async fn pump_pipe(fd: OwnedFd, wrap: fn(Vec<u8>) -> ExecEvent, tx: mpsc::Sender<ExecEvent>) {
-    let mut rx = match pipe::Receiver::from_owned_fd(fd) {
-        Ok(rx) => rx,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the exec process's output");
-            return;
-        }
-    };
-    let mut out = Forward { tx, gone: false };
-    let mut buf = vec![0u8; READ_BUF];
-    loop {
-        match rx.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => out.send(wrap(buf[..n].to_vec())).await,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the exec process's output");
-                break;
-            }
-        }
-    }
-}
-
-async fn pump_pty(pty: Arc<Pty>, tx: mpsc::Sender<ExecEvent>) {
-    let mut out = Forward { tx, gone: false };
-    let mut buf = vec![0u8; READ_BUF];
-    loop {
-        match pty.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => out.send(ExecEvent::Stdout(buf[..n].to_vec())).await,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the exec process's terminal");
-                break;
+    fn chunk(&mut self, stream: Stream, data: &[u8]) -> impl Future<Output = ()> + Send {
+        let ev = match stream {
+            Stream::Stdout => ExecEvent::Stdout(data.to_vec()),
+            Stream::Stderr => ExecEvent::Stderr(data.to_vec()),
+        };
+        async move {
+            if !self.gone && self.tx.send(ev).await.is_err() {
+                tracing::debug!("exec client gone; discarding the process's output");
+                self.gone = true;
             }
         }
     }
@@ -432,6 +422,28 @@ mod tests {
             stdin: false,
             size: None,
         }
+    }
+
+    #[test]
+    fn start_times_and_parents_from_proc() {
+        let before = boot_ticks();
+        let (ppid, start) = proc_stat(std::process::id()).unwrap();
+        assert_eq!(ppid, std::os::unix::process::parent_id());
+        assert!(start > 0 && start <= before, "{start} > {before}");
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let (ppid, start) = proc_stat(child.id()).unwrap();
+        assert_eq!(ppid, std::process::id());
+        assert!(
+            start >= before,
+            "a child started at {start}, before {before}"
+        );
+        // SAFETY: kill(2) with plain integers.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+        assert_eq!(proc_stat(u32::MAX), None);
     }
 
     #[test]

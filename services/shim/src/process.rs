@@ -18,15 +18,14 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tracing::Instrument;
 
-use super::console::{ConsoleSocket, Pty};
-use super::container::{Container, Io};
+use super::container::Container;
 use super::handshake::{Handshake, LaunchErrorKind};
-use super::logfile::{LogWriter, Stream};
+use super::logfile::LogWriter;
 use super::options::LaunchOptions;
 use super::reaper::Reaper;
 use super::runc::{classify, Runtime};
 use super::server::ShimService;
-use super::stdio::{pipes, pump, pump_pty, Output, ShimEnds};
+use super::stdio::{Output, ProcessStdio, Setup};
 use super::tracelog;
 use super::Error;
 
@@ -199,12 +198,6 @@ async fn serve(opts: LaunchOptions, root: tracing::Span) -> i32 {
     0
 }
 
-/// The shim's side of the container's stdio while it is created.
-enum Ours {
-    Console(ConsoleSocket),
-    Pipes(ShimEnds),
-}
-
 /// `runtime create` with the container's stdio: pipes, or with a terminal
 /// a console socket on which the runtime hands over the pty master. On
 /// failure the runtime's state is removed again and the error is classified
@@ -232,20 +225,8 @@ async fn create(
     let log = LogWriter::open(&opts.log_file, opts.log_max_size, opts.log_max_files)
         .map_err(|e| other(Error::io(format!("open {}", opts.log_file.display()), e)))?;
     let output = Arc::new(Output::new(log));
-    let (ours, stdio) = if opts.tty {
-        let sock = ConsoleSocket::bind(&opts.state_dir, CONSOLE_SOCKET)
-            .map_err(|e| other(Error::io("create the console socket", e)))?;
-        let null = || std::process::Stdio::null();
-        (Ours::Console(sock), [null(), null(), null()])
-    } else {
-        let (container_ends, shim_ends) =
-            pipes(opts.stdin).map_err(|e| other(Error::io("create stdio pipes", e)))?;
-        (Ours::Pipes(shim_ends), container_ends.into_stdio())
-    };
-    let console = match &ours {
-        Ours::Console(s) => Some(s.connect_path().to_path_buf()),
-        Ours::Pipes(_) => None,
-    };
+    let (setup, stdio) =
+        Setup::new(opts.tty, opts.stdin, &opts.state_dir, CONSOLE_SOCKET).map_err(other)?;
     let runtime = Runtime::new(
         &opts.runtime,
         &opts.runtime_root,
@@ -254,7 +235,13 @@ async fn create(
     );
 
     let (mark, created) = runtime
-        .spawn_create(&reaper, &opts.bundle, &pid_file, console.as_deref(), stdio)
+        .spawn_create(
+            &reaper,
+            &opts.bundle,
+            &pid_file,
+            setup.console_path(),
+            stdio,
+        )
         .map_err(other)?;
     let exit = created
         .await
@@ -267,18 +254,17 @@ async fn create(
         Err(runtime.failure("create", mark, &exit.to_string()))
     };
     // With a terminal: its master, sent before `create` exited.
-    let init_pid = match (init_pid, ours) {
-        (Ok(pid), Ours::Console(sock)) => match sock.receive().await.and_then(Pty::new) {
-            Ok(pty) => Ok((pid, Mode::Pty(Arc::new(pty)))),
+    let init_pid = match init_pid {
+        Ok(pid) => match setup.finish().await {
+            Ok(io) => Ok((pid, io)),
             Err(e) => Err(Error::Runtime {
                 op: format!("{} create", opts.runtime),
                 message: format!("receive the container's terminal: {e}"),
             }),
         },
-        (Ok(pid), Ours::Pipes(ends)) => Ok((pid, Mode::Pipes(ends))),
-        (Err(e), _) => Err(e),
+        Err(e) => Err(e),
     };
-    let (init_pid, mode) = match init_pid {
+    let (init_pid, mut io) = match init_pid {
         Ok(p) => p,
         Err(e) => {
             let kind = match &e {
@@ -298,28 +284,17 @@ async fn create(
     tracing::info!(pid = init_pid, "container created");
 
     let init = reaper.watch(init_pid as i32);
-    let (pumps, io) = match mode {
-        Mode::Pipes(ends) => (
-            vec![
-                tokio::spawn(
-                    pump(Stream::Stdout, ends.stdout, output.clone()).instrument(span.clone()),
-                ),
-                tokio::spawn(
-                    pump(Stream::Stderr, ends.stderr, output.clone()).instrument(span.clone()),
-                ),
-            ],
-            Io::Pipes { stdin: ends.stdin },
-        ),
-        Mode::Pty(pty) => (
-            vec![tokio::spawn(
-                pump_pty(pty.clone(), output.clone()).instrument(span.clone()),
-            )],
-            Io::Pty {
-                pty,
-                stdin: opts.stdin,
-            },
-        ),
-    };
+    let stdin = io.take_input().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "container stdin unusable");
+        None
+    });
+    let stdio = ProcessStdio::new(
+        stdin,
+        io.pty(),
+        format!("container {}", opts.id),
+        "the container's",
+    );
+    let pumps = io.pump(output.clone(), span);
     let container = Container::new(
         &opts.id,
         init_pid,
@@ -327,7 +302,7 @@ async fn create(
         runtime,
         reaper,
         output,
-        io,
+        stdio,
     );
     tokio::spawn(
         container
@@ -336,12 +311,6 @@ async fn create(
             .instrument(span.clone()),
     );
     Ok(container)
-}
-
-/// The created container's stdio, for the pumps.
-enum Mode {
-    Pipes(ShimEnds),
-    Pty(Arc<Pty>),
 }
 
 /// Reads a pid file the runtime wrote.

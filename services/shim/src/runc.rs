@@ -7,6 +7,8 @@ use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use tokio::io::AsyncReadExt;
+
 use super::handshake::LaunchErrorKind;
 use super::reaper::{ExitWaiter, Reaper};
 use super::Error;
@@ -116,6 +118,37 @@ impl Runtime {
         Err(match last_error(&self.log, mark) {
             Some(message) => exec_error(&self.id, &message, argv0),
             None => self.failure("exec", mark, &exit.to_string()),
+        })
+    }
+
+    /// `ps --format json ID`: the pids of the container's processes.
+    pub async fn ps(&self, reaper: &Reaper) -> Result<Vec<u32>, Error> {
+        let mark = self.log_mark();
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| self.spawn_error("ps", e.into()))?;
+        let mut c = self.command();
+        c.args(["ps", "--format", "json", &self.id])
+            .stdout(Stdio::from(w));
+        let spawned = reaper.spawn(&mut c);
+        // With it the shim's copy of the write end: EOF once the runtime
+        // has exited.
+        drop(c);
+        let (_, waiter) = spawned.map_err(|e| self.spawn_error("ps", e))?;
+        let mut out = Vec::new();
+        let read = match tokio::net::unix::pipe::Receiver::from_owned_fd(r) {
+            Ok(mut rx) => rx.read_to_end(&mut out).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let exit = waiter
+            .await
+            .map_err(|_| self.spawn_error("ps", io::Error::other("the reaper stopped")))?;
+        if !exit.success() {
+            return Err(self.failure("ps", mark, &exit.to_string()));
+        }
+        read.map_err(|e| Error::io(format!("read the output of {} ps", self.binary), e))?;
+        serde_json::from_slice(&out).map_err(|e| Error::Runtime {
+            op: format!("{} ps", self.binary),
+            message: format!("unreadable list of processes: {e}"),
         })
     }
 

@@ -2,6 +2,7 @@
 //! (continuing the caller's `traceparent` when the call carries one, else the
 //! shim's own trace).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ use super::container::Container;
 use super::exec::{ExecEvent, ExecHandle, ExecRequest};
 use super::exit::rfc3339;
 use super::logfile::Stream as OutStream;
-use super::stdio::Event;
+use super::stdio::{Event, ProcessStdio};
 use super::Error;
 
 type AttachStream = Pin<Box<dyn Stream<Item = Result<AttachOut, Status>> + Send>>;
@@ -94,64 +95,110 @@ fn output_stream(rx: broadcast::Receiver<Event>, id: String) -> AttachStream {
     }))
 }
 
-/// Feeds a client's stdin messages to the container.
-async fn forward_stdin(container: Arc<Container>, mut incoming: Streaming<AttachIn>) {
-    while let Some(msg) = incoming.next().await {
-        let input = match msg {
-            Ok(AttachIn { input: Some(i) }) => i,
-            Ok(AttachIn { input: None }) => continue,
-            Err(_) => break,
-        };
-        match input {
-            attach_in::Input::Stdin(data) => {
-                if let Err(e) = container.write_stdin(&data).await {
-                    tracing::debug!(error = %e, "stdin from an attached client dropped");
-                }
-            }
-            attach_in::Input::CloseStdin(true) => container.close_stdin().await,
-            attach_in::Input::CloseStdin(false) => {}
-            attach_in::Input::Resize(size) => {
-                if let Err(e) = WindowSize::from_proto(&size).and_then(|s| container.resize(s)) {
-                    tracing::debug!(error = %e, "resize from an attached client dropped");
-                }
-            }
-        }
-    }
-}
-
 fn exec_out(o: exec_out::Output) -> Result<ExecOut, Status> {
     Ok(ExecOut { output: Some(o) })
 }
 
-/// Feeds an exec client's input to the process. When the client's stream
-/// ends, the process's stdin is closed (it reads EOF, as with Docker): no
-/// one can write to it any more.
-async fn forward_exec_input(exec: Arc<ExecHandle>, mut incoming: Streaming<ExecIn>) {
-    while let Some(msg) = incoming.next().await {
+/// Where a client's input goes: the container (Attach) or an exec process.
+trait InputTarget: Send + Sync + 'static {
+    fn stdio(&self) -> &ProcessStdio;
+
+    fn resize(&self, size: WindowSize) -> Result<(), Error> {
+        self.stdio().resize(size)
+    }
+}
+
+impl InputTarget for Container {
+    fn stdio(&self) -> &ProcessStdio {
+        Container::stdio(self)
+    }
+
+    fn resize(&self, size: WindowSize) -> Result<(), Error> {
+        Container::resize(self, size)
+    }
+}
+
+impl InputTarget for ExecHandle {
+    fn stdio(&self) -> &ProcessStdio {
+        ExecHandle::stdio(self)
+    }
+}
+
+/// One message of a client's input stream, Attach's or Exec's alike.
+enum ClientInput {
+    Stdin(Vec<u8>),
+    CloseStdin,
+    Resize(rdock_proto::shim::v1::WindowSize),
+    /// Nothing to do (an empty message, `close_stdin: false`).
+    Nothing,
+    /// A message that does not belong here, named for the log.
+    Stray(&'static str),
+}
+
+fn attach_input(m: AttachIn) -> ClientInput {
+    match m.input {
+        Some(attach_in::Input::Stdin(data)) => ClientInput::Stdin(data),
+        Some(attach_in::Input::CloseStdin(true)) => ClientInput::CloseStdin,
+        Some(attach_in::Input::Resize(size)) => ClientInput::Resize(size),
+        Some(attach_in::Input::CloseStdin(false)) | None => ClientInput::Nothing,
+    }
+}
+
+fn exec_input(m: ExecIn) -> ClientInput {
+    match m.input {
+        Some(exec_in::Input::Stdin(data)) => ClientInput::Stdin(data),
+        Some(exec_in::Input::CloseStdin(true)) => ClientInput::CloseStdin,
+        Some(exec_in::Input::Resize(size)) => ClientInput::Resize(size),
+        Some(exec_in::Input::Start(_)) => ClientInput::Stray("a second ExecStart on one stream"),
+        Some(exec_in::Input::CloseStdin(false)) | None => ClientInput::Nothing,
+    }
+}
+
+/// Feeds a client's input (`who` in the log) to `target` until the
+/// client's stream ends or `until` resolves (the process has ended: the
+/// target is let go then, whatever the client does). With
+/// `close_at_end`, the end of the client's stream closes the process's
+/// stdin (it reads EOF, as with Docker): no one can write to it any more.
+async fn forward_input<T, M, S>(
+    target: Arc<T>,
+    mut incoming: S,
+    decode: fn(M) -> ClientInput,
+    until: impl Future<Output = ()>,
+    who: &'static str,
+    close_at_end: bool,
+) where
+    T: InputTarget,
+    S: Stream<Item = Result<M, Status>> + Unpin,
+{
+    tokio::pin!(until);
+    loop {
+        let msg = tokio::select! {
+            m = incoming.next() => m,
+            () = &mut until => return,
+        };
         let input = match msg {
-            Ok(ExecIn { input: Some(i) }) => i,
-            Ok(ExecIn { input: None }) => continue,
-            Err(_) => break,
+            Some(Ok(m)) => decode(m),
+            Some(Err(_)) | None => break,
         };
         match input {
-            exec_in::Input::Stdin(data) => {
-                if let Err(e) = exec.write_stdin(&data).await {
-                    tracing::debug!(error = %e, "stdin from an exec client dropped");
+            ClientInput::Stdin(data) => {
+                if let Err(e) = target.stdio().write_stdin(&data).await {
+                    tracing::debug!(error = %e, "stdin from {who} dropped");
                 }
             }
-            exec_in::Input::CloseStdin(true) => exec.close_stdin().await,
-            exec_in::Input::CloseStdin(false) => {}
-            exec_in::Input::Resize(size) => {
-                if let Err(e) = WindowSize::from_proto(&size).and_then(|s| exec.resize(s)) {
-                    tracing::debug!(error = %e, "resize from an exec client dropped");
+            ClientInput::CloseStdin => target.stdio().close_stdin().await,
+            ClientInput::Resize(size) => {
+                if let Err(e) = WindowSize::from_proto(&size).and_then(|s| target.resize(s)) {
+                    tracing::debug!(error = %e, "resize from {who} dropped");
                 }
             }
-            exec_in::Input::Start(_) => {
-                tracing::debug!("a second ExecStart on one stream ignored");
-            }
+            ClientInput::Nothing => {}
+            ClientInput::Stray(what) => tracing::debug!("{what} from {who} ignored"),
         }
     }
-    exec.close_stdin().await;
+    if close_at_end {
+        target.stdio().close_stdin().await;
+    }
 }
 
 #[tonic::async_trait]
@@ -210,7 +257,16 @@ impl Shim for ShimService {
             Err(rx) => output_stream(rx, self.container.id().to_string()),
         };
         tracing::debug!(parent: &span, "client attached");
-        tokio::spawn(forward_stdin(self.container.clone(), req.into_inner()).instrument(span));
+        // The container's stdin stays open when a client detaches.
+        let input = forward_input(
+            self.container.clone(),
+            req.into_inner(),
+            attach_input,
+            std::future::pending(),
+            "an attached client",
+            false,
+        );
+        tokio::spawn(input.instrument(span));
         Ok(Response::new(out))
     }
 
@@ -268,7 +324,12 @@ impl Shim for ShimService {
             .await
             .inspect_err(|e| tracing::info!(parent: &span, error = %e, "exec refused"))?;
         let pid = handle.pid;
-        tokio::spawn(forward_exec_input(handle, incoming).instrument(span));
+        let ended = {
+            let h = handle.clone();
+            async move { h.ended().await }
+        };
+        let input = forward_input(handle, incoming, exec_input, ended, "an exec client", true);
+        tokio::spawn(input.instrument(span));
         let out = futures::stream::once(async move { exec_out(exec_out::Output::Pid(pid)) }).chain(
             ReceiverStream::new(events).map(|ev| {
                 exec_out(match ev {
@@ -303,6 +364,112 @@ mod tests {
 
     fn ev(s: &str) -> Event {
         Event::Output(OutStream::Stdout, Arc::from(s.as_bytes()))
+    }
+
+    /// A process's stdin as a pipe the test reads.
+    struct Fake {
+        stdio: ProcessStdio,
+    }
+
+    impl InputTarget for Fake {
+        fn stdio(&self) -> &ProcessStdio {
+            &self.stdio
+        }
+    }
+
+    fn fake() -> (Arc<Fake>, tokio::net::unix::pipe::Receiver) {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let input = crate::stdio::Input::pipe(w).unwrap();
+        let stdio = ProcessStdio::new(Some(input), None, "exec process 1".into(), "its");
+        let r = tokio::net::unix::pipe::Receiver::from_owned_fd(r).unwrap();
+        (Arc::new(Fake { stdio }), r)
+    }
+
+    fn stdin(data: &[u8]) -> Result<ExecIn, Status> {
+        Ok(ExecIn {
+            input: Some(exec_in::Input::Stdin(data.to_vec())),
+        })
+    }
+
+    async fn read_all(r: &mut tokio::net::unix::pipe::Receiver) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut out = String::new();
+        r.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn input_is_let_go_when_the_process_ends_whatever_the_client_does() {
+        let (target, mut r) = fake();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let (end, ended) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(forward_input(
+            target.clone(),
+            ReceiverStream::new(rx),
+            exec_input,
+            async {
+                let _ = ended.await;
+            },
+            "a test client",
+            true,
+        ));
+        tx.send(stdin(b"one ")).await.unwrap();
+        tx.send(Ok(ExecIn {
+            input: Some(exec_in::Input::Start(Default::default())),
+        }))
+        .await
+        .unwrap();
+        tx.send(stdin(b"two")).await.unwrap();
+        let mut buf = [0u8; 7];
+        tokio::io::AsyncReadExt::read_exact(&mut r, &mut buf)
+            .await
+            .unwrap();
+        assert_eq!(&buf, b"one two");
+        // The process ended; the client's stream is still open.
+        end.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .expect("the forwarder runs on after the end")
+            .unwrap();
+        assert_eq!(Arc::strong_count(&target), 1, "the process is let go");
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn the_end_of_an_exec_clients_input_closes_stdin_and_an_attach_does_not() {
+        let (target, mut r) = fake();
+        let input = futures::stream::iter([stdin(b"bye")]);
+        forward_input(
+            target.clone(),
+            input,
+            exec_input,
+            std::future::pending(),
+            "a test client",
+            true,
+        )
+        .await;
+        // The process is still held here: the EOF is the forwarder's doing.
+        assert_eq!(read_all(&mut r).await, "bye", "then EOF");
+        assert_eq!(Arc::strong_count(&target), 1);
+
+        let (target, mut r) = fake();
+        let input = futures::stream::iter([Ok(AttachIn {
+            input: Some(attach_in::Input::Stdin(b"still open".to_vec())),
+        })]);
+        forward_input(
+            target.clone(),
+            input,
+            attach_input,
+            std::future::pending(),
+            "a test client",
+            false,
+        )
+        .await;
+        target.stdio().write_stdin(b", yes").await.unwrap();
+        target.stdio().close_stdin().await;
+        assert_eq!(read_all(&mut r).await, "still open, yes");
+        let e = target.stdio().write_stdin(b"x").await.unwrap_err();
+        assert_eq!(e.to_string(), "exec process 1 has no open stdin");
     }
 
     #[tokio::test]

@@ -286,6 +286,39 @@ async fn shutdown_and_check(env: &Env, c: &mut Client, code: i32) {
     assert_no_transient_files(&env.state_dir());
 }
 
+/// Sends `signal` to the init, or with `all` to every process.
+async fn kill(c: &mut Client, signal: i32, all: bool) {
+    c.kill(KillRequest { signal, all }).await.unwrap();
+}
+
+/// The container's status, as State reports it.
+async fn status(c: &mut Client) -> String {
+    c.state(StateRequest {}).await.unwrap().into_inner().status
+}
+
+/// A started container of `args` (in a PID namespace, without stdin) and a
+/// client of its shim.
+async fn running(name: &str, args: &[&str]) -> (Env, Client) {
+    let env = Env::new(name, args, true);
+    env.launch(false).await;
+    let mut c = client(&env).await;
+    c.start(StartRequest {}).await.unwrap();
+    (env, c)
+}
+
+/// Kills every process of the container, which then exits with 137, and
+/// checks that the shim leaves and leaves nothing behind.
+async fn kill_all_and_check(env: &Env, c: &mut Client) {
+    kill(c, 9, true).await;
+    assert_eq!(wait_code(c).await, 137);
+    shutdown_and_check(env, c, 137).await;
+}
+
+/// Sends one input message on an exec's stream.
+async fn send_input(tx: &tokio::sync::mpsc::Sender<ExecIn>, input: exec_in::Input) {
+    tx.send(ExecIn { input: Some(input) }).await.unwrap();
+}
+
 /// No exec spec, pid file or console socket is left in a state dir.
 fn assert_no_transient_files(dir: &std::path::Path) {
     let left: Vec<String> = std::fs::read_dir(dir)
@@ -457,12 +490,7 @@ async fn echo_hello_is_logged_and_exits_zero() {
     assert_eq!(st.exit_code, 0);
     assert!(!st.started_at.is_empty() && !st.exited_at.is_empty());
     // Killing an exited container is fine.
-    c.kill(KillRequest {
-        signal: 9,
-        all: false,
-    })
-    .await
-    .unwrap();
+    kill(&mut c, 9, false).await;
     // Late Attach answers at once.
     let mut out = c
         .attach(tokio_stream::empty::<AttachIn>())
@@ -538,10 +566,7 @@ async fn sigterm_gives_143_and_the_shim_leaves_on_shutdown() {
     c.start(StartRequest {}).await.unwrap();
     let err = c.shutdown(ShutdownRequest {}).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
-    assert_eq!(
-        c.state(StateRequest {}).await.unwrap().into_inner().status,
-        "running"
-    );
+    assert_eq!(status(&mut c).await, "running");
     let bad = c
         .kill(KillRequest {
             signal: 1000,
@@ -550,12 +575,7 @@ async fn sigterm_gives_143_and_the_shim_leaves_on_shutdown() {
         .await
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
-    c.kill(KillRequest {
-        signal: 15,
-        all: false,
-    })
-    .await
-    .unwrap();
+    kill(&mut c, 15, false).await;
     assert_eq!(wait_code(&mut c).await, 143);
     shutdown_and_check(&env, &mut c, 143).await;
 }
@@ -563,18 +583,8 @@ async fn sigterm_gives_143_and_the_shim_leaves_on_shutdown() {
 #[tokio::test]
 async fn kill_all_sigkill_in_a_pid_namespace_gives_137() {
     require_root!();
-    let env = Env::new("killall", &["sh", "-c", "sleep 100 & sleep 100"], true);
-    env.launch(false).await;
-    let mut c = client(&env).await;
-    c.start(StartRequest {}).await.unwrap();
-    c.kill(KillRequest {
-        signal: 9,
-        all: true,
-    })
-    .await
-    .unwrap();
-    assert_eq!(wait_code(&mut c).await, 137);
-    shutdown_and_check(&env, &mut c, 137).await;
+    let (env, mut c) = running("killall", &["sh", "-c", "sleep 100 & sleep 100"]).await;
+    kill_all_and_check(&env, &mut c).await;
     assert_eq!(env.processes(), Vec::<String>::new());
 }
 
@@ -655,10 +665,7 @@ async fn a_second_shim_for_the_same_container_touches_nothing() {
     // The first shim and its container are untouched.
     assert!(alive(l.shim_pid) && alive(l.init_pid));
     let mut c = client(&env).await;
-    assert_eq!(
-        c.state(StateRequest {}).await.unwrap().into_inner().status,
-        "created"
-    );
+    assert_eq!(status(&mut c).await, "created");
     shutdown_and_check(&env, &mut c, 137).await;
 }
 
@@ -910,16 +917,8 @@ async fn exec_with_pipes_streams_output_and_the_exit_code() {
     )
     .await
     .unwrap();
-    tx.send(ExecIn {
-        input: Some(exec_in::Input::Stdin(b"hello\n".to_vec())),
-    })
-    .await
-    .unwrap();
-    tx.send(ExecIn {
-        input: Some(exec_in::Input::CloseStdin(true)),
-    })
-    .await
-    .unwrap();
+    send_input(&tx, exec_in::Input::Stdin(b"hello\n".to_vec())).await;
+    send_input(&tx, exec_in::Input::CloseStdin(true)).await;
     let r = collect(&mut out).await;
     assert!(r.pid > 1);
     assert_eq!(r.stdout, "out\nin:hello\n");
@@ -949,29 +948,15 @@ async fn exec_with_pipes_streams_output_and_the_exit_code() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    assert_eq!(
-        c.state(StateRequest {}).await.unwrap().into_inner().status,
-        "running",
-        "the container runs on"
-    );
-    c.kill(KillRequest {
-        signal: 9,
-        all: true,
-    })
-    .await
-    .unwrap();
-    assert_eq!(wait_code(&mut c).await, 137);
-    shutdown_and_check(&env, &mut c, 137).await;
+    assert_eq!(status(&mut c).await, "running", "the container runs on");
+    kill_all_and_check(&env, &mut c).await;
 }
 
 #[tokio::test]
 async fn exec_failures_are_classified_and_leave_nothing() {
     require_root!();
-    let env = Env::new("execfail", &["sleep", "100"], true);
+    let (env, mut c) = running("execfail", &["sleep", "100"]).await;
     std::fs::write(env.rootfs_file("notexec"), "x").unwrap();
-    env.launch(false).await;
-    let mut c = client(&env).await;
-    c.start(StartRequest {}).await.unwrap();
 
     let e = exec(&mut c, "nf", process(&["nosuch"], false), false, None)
         .await
@@ -993,12 +978,7 @@ async fn exec_failures_are_classified_and_leave_nothing() {
     assert!(!e.message().contains('\n'), "one line: {e:?}");
     assert_no_transient_files(&env.state_dir());
 
-    c.kill(KillRequest {
-        signal: 9,
-        all: true,
-    })
-    .await
-    .unwrap();
+    kill(&mut c, 9, true).await;
     assert_eq!(wait_code(&mut c).await, 137);
     let e = exec(&mut c, "late", process(&["true"], false), false, None)
         .await
@@ -1011,10 +991,7 @@ async fn exec_failures_are_classified_and_leave_nothing() {
 #[tokio::test]
 async fn exec_with_a_terminal() {
     require_root!();
-    let env = Env::new("exectty", &["sleep", "100"], true);
-    env.launch(false).await;
-    let mut c = client(&env).await;
-    c.start(StartRequest {}).await.unwrap();
+    let (env, mut c) = running("exectty", &["sleep", "100"]).await;
 
     // The initial size holds from the first instruction on.
     let size = Some(WindowSize {
@@ -1040,38 +1017,24 @@ async fn exec_with_a_terminal() {
     let (tx, mut out) = exec(&mut c, "t2", process(&["sh"], true), true, size)
         .await
         .unwrap();
-    let send = |i| ExecIn { input: Some(i) };
-    tx.send(send(exec_in::Input::Resize(WindowSize {
+    let resize = WindowSize {
         width: 77,
         height: 11,
-    })))
-    .await
-    .unwrap();
-    tx.send(send(exec_in::Input::Stdin(b"stty size; exit 6\n".to_vec())))
-        .await
-        .unwrap();
+    };
+    send_input(&tx, exec_in::Input::Resize(resize)).await;
+    send_input(&tx, exec_in::Input::Stdin(b"stty size; exit 6\n".to_vec())).await;
     let r = collect(&mut out).await;
     assert!(r.stdout.contains("11 77\r\n"), "{r:?}");
     assert_eq!(r.code, 6);
     assert_eq!(env.log_entries(), Vec::<(String, String)>::new());
 
-    c.kill(KillRequest {
-        signal: 9,
-        all: true,
-    })
-    .await
-    .unwrap();
-    assert_eq!(wait_code(&mut c).await, 137);
-    shutdown_and_check(&env, &mut c, 137).await;
+    kill_all_and_check(&env, &mut c).await;
 }
 
 #[tokio::test]
 async fn a_dropped_exec_keeps_running_and_its_output_is_drained() {
     require_root!();
-    let env = Env::new("execdrop", &["sleep", "100"], true);
-    env.launch(false).await;
-    let mut c = client(&env).await;
-    c.start(StartRequest {}).await.unwrap();
+    let (env, mut c) = running("execdrop", &["sleep", "100"]).await;
 
     // Far more output than a pipe holds, then a mark, then a long sleep.
     let script = "yes | head -c 4000000; touch /drained; sleep 100";
@@ -1098,17 +1061,9 @@ async fn a_dropped_exec_keeps_running_and_its_output_is_drained() {
         waited += 1;
     }
     assert!(alive(pid), "the exec process runs on");
-    assert_eq!(
-        c.state(StateRequest {}).await.unwrap().into_inner().status,
-        "running"
-    );
+    assert_eq!(status(&mut c).await, "running");
     // It ends with the container.
-    c.kill(KillRequest {
-        signal: 9,
-        all: true,
-    })
-    .await
-    .unwrap();
+    kill(&mut c, 9, true).await;
     assert_eq!(wait_code(&mut c).await, 137);
     assert!(
         wait_gone(pid).await,
@@ -1168,25 +1123,14 @@ async fn pause_freezes_every_process_and_resume_thaws_them() {
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
     assert!(e.message().contains("paused"), "{e:?}");
     // A signal other than SIGKILL waits for the thaw: still paused.
-    c.kill(KillRequest {
-        signal: 0,
-        all: true,
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        c.state(StateRequest {}).await.unwrap().into_inner().status,
-        "paused"
-    );
+    kill(&mut c, 0, true).await;
+    assert_eq!(status(&mut c).await, "paused");
     let frozen = count();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(count(), frozen, "kill --all thawed the container");
 
     c.resume(ResumeRequest {}).await.unwrap();
-    assert_eq!(
-        c.state(StateRequest {}).await.unwrap().into_inner().status,
-        "running"
-    );
+    assert_eq!(status(&mut c).await, "running");
     let mut n = 0;
     while count() <= frozen {
         assert!(n < 400, "the counter does not advance after resume");
@@ -1209,13 +1153,168 @@ async fn pause_freezes_every_process_and_resume_thaws_them() {
 
     // SIGKILL to a paused container kills it, as with Docker.
     c.pause(PauseRequest {}).await.unwrap();
-    c.kill(KillRequest {
-        signal: 9,
-        all: false,
-    })
-    .await
-    .unwrap();
+    kill(&mut c, 9, false).await;
     assert_eq!(wait_code(&mut c).await, 137);
     shutdown_and_check(&env, &mut c, 137).await;
     assert_eq!(env.processes(), Vec::<String>::new());
+}
+
+/// The pty masters the shim holds.
+fn pty_masters(shim: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{shim}/fd"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path())
+                .map(|l| l.to_string_lossy().contains("ptmx"))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn an_exec_lets_go_of_its_terminal_when_it_ends() {
+    require_root!();
+    let (env, mut c) = running("execend", &["sleep", "100"]).await;
+    let shim = env.shim_pid.get().unwrap();
+    assert_eq!(pty_masters(shim), 0);
+    let (tx, mut out) = exec(&mut c, "t", process(&["sh"], true), true, None)
+        .await
+        .unwrap();
+    assert_eq!(pty_masters(shim), 1);
+    send_input(&tx, exec_in::Input::Stdin(b"exit 5\n".to_vec())).await;
+    assert_eq!(collect(&mut out).await.code, 5);
+    // The client's input stream is still open, but the process has ended:
+    // the shim holds its terminal no longer.
+    let mut n = 0;
+    while pty_masters(shim) > 0 {
+        assert!(n < 100, "the exec's terminal is still held");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        n += 1;
+    }
+    drop(tx);
+    kill_all_and_check(&env, &mut c).await;
+}
+
+/// A runtime that runs `runc`, then spoils the pid file of an exec.
+const SPOILS_EXEC_PID_FILES: &str = r#"#!/bin/sh
+runc "$@"
+rc=$?
+prev=
+pidfile=
+exec=
+for a in "$@"; do
+    [ "$prev" = "--pid-file" ] && pidfile="$a"
+    [ "$a" = "exec" ] && exec=1
+    prev="$a"
+done
+if [ -n "$exec" ] && [ -n "$pidfile" ]; then
+    echo spoiled > "$pidfile"
+fi
+exit $rc
+"#;
+
+/// Processes whose command line is `args`.
+fn processes_running(args: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = args
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| alive(*pid))
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_exec_whose_pid_file_is_unreadable_is_ended() {
+    require_root!();
+    let env = Env::new("execpid", &["sleep", "100"], true);
+    let runtime = env.path("runc-spoiling-pid-files");
+    std::fs::write(&runtime, SPOILS_EXEC_PID_FILES).unwrap();
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut opts = env.opts(false);
+    opts.runtime = runtime.display().to_string();
+    env.launch_with(&opts).await;
+    let mut c = client(&env).await;
+    c.start(StartRequest {}).await.unwrap();
+
+    // A sleep no other process on the machine runs.
+    let secs = (700_000 + std::process::id() % 100_000).to_string();
+    let e = exec(
+        &mut c,
+        "lost",
+        process(&["sleep", &secs], false),
+        false,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Internal, "{e:?}");
+    assert!(e.message().contains("read the exec pid"), "{e:?}");
+    // What the runtime started does not run on unseen.
+    let mut n = 0;
+    while !processes_running(&["sleep", &secs]).is_empty() {
+        assert!(n < 100, "the exec process runs on");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        n += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(processes_running(&["sleep", &secs]), Vec::<u32>::new());
+    let shim_log = std::fs::read_to_string(env.state_dir().join("shim.log")).unwrap();
+    assert!(
+        shim_log.contains("killed the exec process whose pid file could not be read"),
+        "{shim_log}"
+    );
+    assert_eq!(status(&mut c).await, "running", "the container runs on");
+    assert_no_transient_files(&env.state_dir());
+    kill_all_and_check(&env, &mut c).await;
+}
+
+#[tokio::test]
+async fn exec_and_pause_at_once_neither_hangs_nor_freezes_a_start() {
+    require_root!();
+    let (env, mut c) = running("execpause", &["sleep", "100"]).await;
+    for i in 0..8 {
+        let mut c2 = c.clone();
+        let run = tokio::spawn(async move {
+            match exec(
+                &mut c2,
+                &format!("r{i}"),
+                process(&["echo", "ok"], false),
+                false,
+                None,
+            )
+            .await
+            {
+                Ok((_tx, mut out)) => Ok(collect(&mut out).await),
+                Err(e) => Err(e),
+            }
+        });
+        let paused = c.pause(PauseRequest {}).await;
+        if paused.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            c.resume(ResumeRequest {}).await.unwrap();
+        }
+        match tokio::time::timeout(T, run)
+            .await
+            .expect("exec hung")
+            .unwrap()
+        {
+            Ok(r) => assert_eq!((r.stdout.as_str(), r.code), ("ok\n", 0)),
+            Err(e) => {
+                assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+                assert!(e.message().contains("paused"), "{e:?}");
+            }
+        }
+        assert_eq!(status(&mut c).await, "running");
+    }
+    kill_all_and_check(&env, &mut c).await;
 }
