@@ -112,7 +112,7 @@ impl Batch<'_> {
 
 impl Meta {
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path)?;
+        let db = rdock_common::db::open(path)?;
         // Create the tables so that readers never see them missing.
         let txn = db.begin_write()?;
         txn.open_table(IMAGES)?;

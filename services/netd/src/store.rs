@@ -137,7 +137,7 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path)
+        let db = rdock_common::db::open(path)
             .map_err(|e| Error::Internal(format!("open {}: {e}", path.display())))?;
         let txn = db.begin_write()?;
         txn.open_table(NETWORKS)?;

@@ -1,5 +1,6 @@
 //! Who may call what on the runtime daemon. Admins may call everything;
-//! viewers the read calls (list, inspect, logs, top, wait, version, diff).
+//! viewers the read calls (list, inspect, logs, top, wait, version, diff,
+//! and listing and inspecting volumes).
 
 use rdock_common::authz::{Access, Policy, Rule};
 
@@ -21,6 +22,8 @@ pub const RULES: &[Rule] = &[
     rule!("Top", Access::Read),
     rule!("Wait", Access::Read),
     rule!("Diff", Access::Read),
+    rule!("ListVolumes", Access::Read),
+    rule!("InspectVolume", Access::Read),
     rule!("CreateContainer", Access::Write),
     rule!("StartContainer", Access::Write),
     rule!("Attach", Access::Write),
@@ -33,6 +36,12 @@ pub const RULES: &[Rule] = &[
     rule!("Export", Access::Write),
     rule!("ConnectNetwork", Access::Write),
     rule!("DisconnectNetwork", Access::Write),
+    rule!("StatPath", Access::Write),
+    rule!("CopyFrom", Access::Write),
+    rule!("CopyTo", Access::Write),
+    rule!("CreateVolume", Access::Write),
+    rule!("RemoveVolume", Access::Write),
+    rule!("PruneVolumes", Access::Write),
 ];
 
 pub const POLICY: Policy = Policy { rules: RULES };
@@ -64,6 +73,8 @@ mod tests {
             "Top",
             "Wait",
             "Diff",
+            "ListVolumes",
+            "InspectVolume",
         ] {
             assert!(POLICY.allows(&viewer, &format!("{S}{m}")), "{m}");
         }
@@ -77,6 +88,12 @@ mod tests {
             "ConnectNetwork",
             "DisconnectNetwork",
             "RemoveContainer",
+            "StatPath",
+            "CopyFrom",
+            "CopyTo",
+            "CreateVolume",
+            "RemoveVolume",
+            "PruneVolumes",
         ] {
             assert!(!POLICY.allows(&viewer, &format!("{S}{m}")), "{m}");
             assert!(POLICY.allows(&admin, &format!("{S}{m}")), "{m}");

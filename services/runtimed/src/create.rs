@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use rdock_containerfs::{inherit, parse_volumes_from, seed_volumes, Plan};
 use rdock_proto::image::v1::{PrepareRootfsRequest, RemoveRootfsRequest};
 use rdock_proto::net::v1::{AttachRequest, DetachRequest, Endpoint, PortMapping};
-use rdock_proto::runtime::v1::CreateContainerRequest;
+use rdock_proto::runtime::v1::{CreateContainerRequest, Mount};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -62,6 +63,38 @@ fn image_defaults(config_json: &str) -> Result<ImageDefaults> {
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default(),
     })
+}
+
+/// Docker's `HostConfig.Binds` for the requested mounts: host directories
+/// and named volumes as `SOURCE:TARGET[:OPTIONS]`. (`-v` and `--mount`
+/// arrive alike for volumes, so a `--mount` of a named volume is listed
+/// too; Docker keeps that one in `HostConfig.Mounts`.)
+fn binds(mounts: &[Mount]) -> Vec<String> {
+    mounts
+        .iter()
+        .filter(|m| (m.r#type == "bind" || m.r#type == "volume") && !m.source.is_empty())
+        .map(|m| {
+            let mut opts: Vec<&str> = Vec::new();
+            if m.read_only {
+                opts.push("ro");
+            }
+            if !m.relabel.is_empty() {
+                opts.push(&m.relabel);
+            }
+            if !matches!(m.propagation.as_str(), "" | "rprivate") {
+                opts.push(&m.propagation);
+            }
+            if m.no_copy {
+                opts.push("nocopy");
+            }
+            let mut b = format!("{}:{}", m.source, m.target);
+            if !opts.is_empty() {
+                b.push(':');
+                b.push_str(&opts.join(","));
+            }
+            b
+        })
+        .collect()
 }
 
 fn restart_policy(r: Option<&rdock_proto::runtime::v1::RestartPolicy>) -> Result<RestartPolicy> {
@@ -126,6 +159,10 @@ impl Runtime {
                 )));
             }
         }
+        // The mounts are checked, and their volumes made, first. Volume
+        // removals wait until the record naming those volumes is stored.
+        let volumes_guard = self.volume_lock.read().await;
+        let plan = self.plan_mounts(&req).await?;
         let id = hex::encode(rand::random::<[u8; 32]>());
         let prepared = self
             .imaged
@@ -135,9 +172,25 @@ impl Runtime {
                 image: req.image.clone(),
             })
             .await
-            .map_err(|s| self.peer_error("imaged", s))?
-            .into_inner();
-        let res = self.create_with_rootfs(&id, req, restart, prepared).await;
+            .map_err(|s| self.peer_error("imaged", s));
+        let prepared = match prepared {
+            Ok(p) => p.into_inner(),
+            Err(e) => {
+                drop(volumes_guard);
+                self.rollback_mounts(&plan).await;
+                return Err(e);
+            }
+        };
+        let res = self
+            .create_with_rootfs(
+                &id,
+                req,
+                restart,
+                prepared,
+                plan.points.clone(),
+                volumes_guard,
+            )
+            .await;
         if res.is_err() {
             let _ = self
                 .imaged
@@ -147,8 +200,30 @@ impl Runtime {
                 })
                 .await;
             let _ = std::fs::remove_dir_all(self.dir(&id));
+            self.rollback_mounts(&plan).await;
         }
         res
+    }
+
+    /// Validates the request's mounts and those it inherits through
+    /// `--volumes-from`, and creates the volumes they name (see
+    /// [`rdock_containerfs::plan`]). Nothing is left when it fails.
+    async fn plan_mounts(&self, req: &CreateContainerRequest) -> Result<Plan> {
+        let mut inherited = Vec::new();
+        for spec in &req.volumes_from {
+            let from = parse_volumes_from(spec)?;
+            let other = self.store.find(&from.container)?;
+            inherited.extend(inherit(&from, &other.mount_points));
+        }
+        if req.mounts.is_empty() && inherited.is_empty() {
+            return Ok(Plan::default());
+        }
+        let volumes = self.volumes.clone();
+        let mounts = req.mounts.clone();
+        tokio::task::spawn_blocking(move || rdock_containerfs::plan(&volumes, &mounts, &inherited))
+            .await
+            .map_err(crate::error::join("plan mounts"))?
+            .map_err(Error::from)
     }
 
     async fn create_with_rootfs(
@@ -157,8 +232,11 @@ impl Runtime {
         req: CreateContainerRequest,
         restart: RestartPolicy,
         prepared: rdock_proto::image::v1::PrepareRootfsResponse,
+        mount_points: Vec<rdock_containerfs::MountPoint>,
+        volumes_guard: tokio::sync::RwLockReadGuard<'_, ()>,
     ) -> Result<Container> {
         let img = image_defaults(&prepared.config_json)?;
+        let binds = binds(&req.mounts);
         let entrypoint = if req.entrypoint_set {
             req.entrypoint
         } else {
@@ -269,7 +347,11 @@ impl Runtime {
                 port_bindings,
                 links: req.links,
                 network_aliases: req.network_aliases,
+                read_only: req.read_only,
+                volumes_from: req.volumes_from,
+                binds,
             },
+            mount_points,
             networks: Some(vec![NetworkAttachment::new(&network_name, network_aliases)]),
             exposed_ports: img.exposed_ports,
             rootfs: RootfsMount {
@@ -281,6 +363,8 @@ impl Runtime {
         };
         std::fs::create_dir_all(self.dir(id)).map_err(crate::error::io("create container dir"))?;
         self.claim_name(&mut c)?;
+        // The record names its volumes now: they count as in use.
+        drop(volumes_guard);
         if let Err(e) = self.prepare_run(&mut c).await {
             let _ = self.store.remove(&c);
             return Err(e);
@@ -346,6 +430,20 @@ impl Runtime {
                 &c.rootfs.workdir,
                 &rootfs,
             )?;
+        }
+        if !c.mount_points.is_empty() {
+            // Bind sources made or checked, new volumes seeded from the
+            // image, before the runtime mounts them.
+            let volumes = self.volumes.clone();
+            let points = c.mount_points.clone();
+            let root = rootfs.clone();
+            tokio::task::spawn_blocking(move || {
+                rdock_containerfs::prepare_start(&points, None)?;
+                seed_volumes(&volumes, &root, &points).map(drop)
+            })
+            .await
+            .map_err(crate::error::join("prepare mounts"))?
+            .map_err(Error::from)?;
         }
         let user = users::resolve(&rootfs, &c.config.user)?;
         let host_net = c.host.network_mode == "host";
@@ -427,6 +525,8 @@ impl Runtime {
             init,
             files,
             nofile_hard: self.nofile_hard,
+            mounts: c.mount_points.clone(),
+            read_only: c.host.read_only,
         })?;
         let config_path = self.dir(&id).join("config.json");
         bundle_spec
@@ -599,6 +699,40 @@ fn current_traceparent() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binds_like_dockers_host_config() {
+        let m = |typ: &str, source: &str, target: &str| Mount {
+            r#type: typ.into(),
+            source: source.into(),
+            target: target.into(),
+            ..Default::default()
+        };
+        let mut ro = m("bind", "/host/dir", "/mnt");
+        ro.read_only = true;
+        ro.relabel = "z".into();
+        let mut shared = m("bind", "/srv", "/srv");
+        shared.propagation = "rshared".into();
+        let mut nocopy = m("volume", "data", "/data");
+        nocopy.no_copy = true;
+        let got = binds(&[
+            ro,
+            m("volume", "", "/anon"),
+            m("tmpfs", "", "/tmp"),
+            shared,
+            nocopy,
+            m("volume", "logs", "/logs"),
+        ]);
+        assert_eq!(
+            got,
+            [
+                "/host/dir:/mnt:ro,z",
+                "/srv:/srv:rshared",
+                "data:/data:nocopy",
+                "logs:/logs"
+            ]
+        );
+    }
 
     #[test]
     fn image_defaults_and_policies() {

@@ -62,6 +62,27 @@ impl From<redb::Error> for Error {
 
 rdock_common::from_redb_errors!(Error);
 
+impl From<rdock_containerfs::Error> for Error {
+    /// Volume, mount and copy errors keep their kind. A path missing in a
+    /// container is worded by the caller, who knows the container's name
+    /// (see `copy.rs`); this is the generic wording.
+    fn from(e: rdock_containerfs::Error) -> Self {
+        use rdock_containerfs::Error as F;
+        match e {
+            F::InvalidArgument(m) => Error::InvalidArgument(m),
+            F::NotFound(m) => Error::NotFound(m),
+            e @ F::PathNotFound(_) => Error::NotFound(e.to_string()),
+            F::Conflict(m) => Error::Conflict(m),
+            F::Internal(m) => Error::Internal(m),
+        }
+    }
+}
+
+/// A blocking task that did not finish (it panicked or was cancelled).
+pub fn join(what: impl std::fmt::Display) -> impl FnOnce(tokio::task::JoinError) -> Error {
+    move |e| Error::Internal(format!("{what}: {e}"))
+}
+
 impl From<tonic::Status> for Error {
     /// An error from another daemon keeps its meaning.
     fn from(s: tonic::Status) -> Self {

@@ -151,7 +151,7 @@ impl RuntimeService for GrpcRuntime {
         r: Request<pb::RemoveContainerRequest>,
     ) -> Result<Response<pb::RemoveContainerResponse>, Status> {
         let r = r.into_inner();
-        self.rt.remove(&r.id, r.force).await?;
+        self.rt.remove(&r.id, r.force, r.volumes).await?;
         Ok(Response::new(pb::RemoveContainerResponse {}))
     }
 
@@ -299,25 +299,69 @@ impl RuntimeService for GrpcRuntime {
 
     async fn stat_path(
         &self,
-        _: Request<pb::StatPathRequest>,
+        r: Request<pb::StatPathRequest>,
     ) -> Result<Response<pb::PathStat>, Status> {
-        Err(Status::unimplemented("stat_path"))
+        let r = r.into_inner();
+        Ok(Response::new(self.rt.stat_path(&r.id, &r.path).await?))
     }
 
     type CopyFromStream = Pin<Box<dyn Stream<Item = Result<pb::CopyFromOutput, Status>> + Send>>;
 
     async fn copy_from(
         &self,
-        _: Request<pb::CopyFromRequest>,
+        r: Request<pb::CopyFromRequest>,
     ) -> Result<Response<Self::CopyFromStream>, Status> {
-        Err(Status::unimplemented("copy_from"))
+        use pb::copy_from_output::Output;
+        let r = r.into_inner();
+        let (stat, tar) = self.rt.copy_from(&r.id, &r.path, r.follow_link).await?;
+        let first = futures::stream::once(futures::future::ready(Ok(pb::CopyFromOutput {
+            output: Some(Output::Stat(stat)),
+        })));
+        let data = tar.map(|chunk| {
+            chunk
+                .map(|d| pb::CopyFromOutput {
+                    output: Some(Output::Data(d)),
+                })
+                .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(first.chain(data))))
     }
 
     async fn copy_to(
         &self,
-        _: Request<Streaming<pb::CopyToInput>>,
+        r: Request<Streaming<pb::CopyToInput>>,
     ) -> Result<Response<pb::CopyToResponse>, Status> {
-        Err(Status::unimplemented("copy_to"))
+        use pb::copy_to_input::Input;
+        let mut input = r.into_inner();
+        let start = match input.message().await? {
+            Some(pb::CopyToInput {
+                input: Some(Input::Start(s)),
+            }) => s,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "cp: the first message must name the container and the directory",
+                ))
+            }
+        };
+        // A broken stream, or a second start, fails the extraction rather
+        // than ending the tar early.
+        let data = input.filter_map(|m| {
+            futures::future::ready(match m {
+                Ok(pb::CopyToInput {
+                    input: Some(Input::Data(d)),
+                }) => Some(Ok(d)),
+                Ok(pb::CopyToInput {
+                    input: Some(Input::Start(_)),
+                }) => Some(Err(std::io::Error::other("cp: the copy was started twice"))),
+                Ok(pb::CopyToInput { input: None }) => None,
+                Err(s) => Some(Err(std::io::Error::other(format!(
+                    "cp: the client's stream broke: {}",
+                    s.message()
+                )))),
+            })
+        });
+        self.rt.copy_to(start, data).await?;
+        Ok(Response::new(pb::CopyToResponse {}))
     }
 
     async fn connect_network(
@@ -344,36 +388,50 @@ impl RuntimeService for GrpcRuntime {
 
     async fn create_volume(
         &self,
-        _: Request<pb::CreateVolumeRequest>,
+        r: Request<pb::CreateVolumeRequest>,
     ) -> Result<Response<pb::Volume>, Status> {
-        Err(Status::unimplemented("create_volume"))
+        let r = r.into_inner();
+        let v = self
+            .rt
+            .create_volume(r.name, r.labels.into_iter().collect())
+            .await?;
+        Ok(Response::new(v))
     }
 
     async fn list_volumes(
         &self,
         _: Request<pb::ListVolumesRequest>,
     ) -> Result<Response<pb::ListVolumesResponse>, Status> {
-        Err(Status::unimplemented("list_volumes"))
+        let volumes = self.rt.list_volumes().await?;
+        Ok(Response::new(pb::ListVolumesResponse { volumes }))
     }
 
     async fn inspect_volume(
         &self,
-        _: Request<pb::InspectVolumeRequest>,
+        r: Request<pb::InspectVolumeRequest>,
     ) -> Result<Response<pb::Volume>, Status> {
-        Err(Status::unimplemented("inspect_volume"))
+        Ok(Response::new(
+            self.rt.inspect_volume(&r.into_inner().name).await?,
+        ))
     }
 
     async fn remove_volume(
         &self,
-        _: Request<pb::RemoveVolumeRequest>,
+        r: Request<pb::RemoveVolumeRequest>,
     ) -> Result<Response<pb::RemoveVolumeResponse>, Status> {
-        Err(Status::unimplemented("remove_volume"))
+        let r = r.into_inner();
+        self.rt.remove_volume(&r.name, r.force).await?;
+        Ok(Response::new(pb::RemoveVolumeResponse {}))
     }
 
     async fn prune_volumes(
         &self,
-        _: Request<pb::PruneVolumesRequest>,
+        r: Request<pb::PruneVolumesRequest>,
     ) -> Result<Response<pb::PruneVolumesResponse>, Status> {
-        Err(Status::unimplemented("prune_volumes"))
+        let (deleted, space_reclaimed) = self.rt.prune_volumes(r.into_inner().all).await?;
+        Ok(Response::new(pb::PruneVolumesResponse {
+            deleted,
+            space_reclaimed,
+        }))
     }
 }

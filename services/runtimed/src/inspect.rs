@@ -1,6 +1,7 @@
 //! What `ps` and `inspect` show of a container, in Docker's shapes.
 
 use chrono::{DateTime, Utc};
+use rdock_containerfs::MountPoint;
 use rdock_proto::runtime::v1::ContainerSummary;
 use serde_json::{json, Value};
 
@@ -195,6 +196,9 @@ pub fn inspect(c: &Container, rootfs: &str, log_path: &str) -> Value {
             "Init": c.host.init,
             "Runtime": if c.host.runtime.is_empty() { "runc" } else { c.host.runtime.as_str() },
             "LogConfig": {"Type": "json-file", "Config": {}},
+            "Binds": if c.host.binds.is_empty() { Value::Null } else { json!(c.host.binds) },
+            "VolumesFrom": if c.host.volumes_from.is_empty() { Value::Null } else { json!(c.host.volumes_from) },
+            "ReadonlyRootfs": c.host.read_only,
         },
         "GraphDriver": {
             "Name": "overlay2",
@@ -205,7 +209,7 @@ pub fn inspect(c: &Container, rootfs: &str, log_path: &str) -> Value {
                 "MergedDir": rootfs,
             },
         },
-        "Mounts": [],
+        "Mounts": c.mount_points.iter().map(MountPoint::inspect).collect::<Vec<_>>(),
         "Config": {
             "Hostname": c.config.hostname,
             "User": c.config.user,
@@ -244,6 +248,40 @@ mod tests {
         assert_eq!(v["Path"], "sleep");
         assert_eq!(v["State"]["ExitCode"], 2);
         assert_eq!(v["State"]["Running"], false);
+    }
+
+    #[test]
+    fn mounts_binds_and_read_only_like_docker() {
+        let mut c = Container::default();
+        let v = inspect(&c, "/r", "/l");
+        assert_eq!(v["Mounts"], json!([]));
+        assert_eq!(v["HostConfig"]["Binds"], Value::Null);
+        assert_eq!(v["HostConfig"]["ReadonlyRootfs"], false);
+        c.host.read_only = true;
+        c.host.binds = vec!["data:/data".into()];
+        c.host.volumes_from = vec!["src:ro".into()];
+        c.mount_points = vec![MountPoint {
+            kind: rdock_containerfs::MountKind::Volume,
+            source: "/var/lib/rdock/runtimed/volumes/data/_data".into(),
+            destination: "/data".into(),
+            name: "data".into(),
+            read_only: true,
+            propagation: String::new(),
+            relabel: String::new(),
+            no_copy: false,
+            create_host_path: false,
+            anonymous: false,
+            tmpfs_options: vec![],
+        }];
+        let v = inspect(&c, "/r", "/l");
+        let m = &v["Mounts"][0];
+        assert_eq!(m["Type"], "volume");
+        assert_eq!(m["Name"], "data");
+        assert_eq!(m["Destination"], "/data");
+        assert_eq!(m["RW"], false);
+        assert_eq!(v["HostConfig"]["Binds"], json!(["data:/data"]));
+        assert_eq!(v["HostConfig"]["VolumesFrom"], json!(["src:ro"]));
+        assert_eq!(v["HostConfig"]["ReadonlyRootfs"], true);
     }
 
     #[test]

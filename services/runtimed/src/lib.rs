@@ -3,6 +3,7 @@
 pub mod authz;
 pub mod commit;
 pub mod config;
+pub mod copy;
 pub mod create;
 pub mod error;
 pub mod etcfiles;
@@ -23,6 +24,7 @@ pub mod store;
 pub mod top;
 pub mod tty;
 pub mod users;
+pub mod volumes;
 
 use std::future::Future;
 

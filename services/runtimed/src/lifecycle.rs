@@ -79,6 +79,10 @@ impl Runtime {
             Err(_) => false,
         };
         if !shim_alive {
+            // A copy out of the stopped container has its root filesystem
+            // mounted: it finishes first.
+            let live = self.live(&c.id);
+            let _copies = live.copies.lock().await;
             self.prepare_run(&mut c).await?;
         }
         let started = async {
@@ -158,7 +162,7 @@ impl Runtime {
         live.exit.send_replace(Some(code));
         tracing::info!(container = %c.short_id(), exit_code = code, "container exited");
         if c.host.auto_remove {
-            if let Err(e) = self.remove_locked(c).await {
+            if let Err(e) = self.remove_locked(c, true).await {
                 tracing::warn!(container = %id, error = %e, "auto-remove failed; will retry");
                 self.retry_remove(id.to_string());
             }
@@ -207,7 +211,7 @@ impl Runtime {
                 let _op = live.op.lock().await;
                 match rt.store.get(&id) {
                     Ok(Some(c)) => {
-                        if rt.remove_locked(c).await.is_ok() {
+                        if rt.remove_locked(c, true).await.is_ok() {
                             return;
                         }
                     }
@@ -352,7 +356,9 @@ impl Runtime {
     }
 
     /// Removes a container; a running one only with `force` (killed first).
-    pub async fn remove(self: &Arc<Self>, key: &str, force: bool) -> Result<()> {
+    /// With `volumes` (`rm -v`) its anonymous volumes go too.
+    #[tracing::instrument(skip_all, fields(container = %key, force, volumes))]
+    pub async fn remove(self: &Arc<Self>, key: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.find(key)?;
         if matches!(c.state.status, Status::Running | Status::Restarting) {
             if !force {
@@ -367,10 +373,15 @@ impl Runtime {
         let Some(c) = self.store.get(&c.id)? else {
             return Ok(());
         };
-        self.remove_locked(c).await
+        self.remove_locked(c, volumes).await
     }
 
-    async fn remove_locked(&self, c: Container) -> Result<()> {
+    /// Removes a container under its `op` lock; `volumes` removes its
+    /// anonymous volumes too (`rm -v`, `run --rm`).
+    async fn remove_locked(&self, c: Container, volumes: bool) -> Result<()> {
+        // A copy out of the stopped container finishes first.
+        let live = self.live(&c.id);
+        let _copies = live.copies.lock().await;
         self.shutdown_shim(&c.id).await;
         self.teardown_run(&c).await;
         self.imaged
@@ -386,6 +397,9 @@ impl Runtime {
                 .map_err(crate::error::io(format!("remove {}", dir.display())))?;
         }
         self.store.remove(&c)?;
+        if volumes {
+            self.remove_anonymous_volumes(&c).await;
+        }
         self.live(&c.id).removed.send_replace(true);
         self.forget(&c.id);
         Ok(())
@@ -394,6 +408,7 @@ impl Runtime {
     /// After a daemon start: reconnect to live shims, record exits that
     /// happened meanwhile, and apply restart policies.
     pub async fn reconcile(self: &Arc<Self>) -> Result<()> {
+        self.sweep_copy_roots();
         for c in self.store.all()? {
             let live = self.live(&c.id);
             let alive = match self.shim(&c.id).await {
@@ -423,7 +438,7 @@ impl Runtime {
                 (Status::Created, Some(_)) => {}
                 (Status::Exited, _) if c.host.auto_remove => {
                     let _op = live.op.lock().await;
-                    if let Err(e) = self.remove_locked(c.clone()).await {
+                    if let Err(e) = self.remove_locked(c.clone(), true).await {
                         tracing::warn!(container = %c.short_id(), error = %e, "auto-remove failed; will retry");
                         self.retry_remove(c.id.clone());
                     }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use rdock_containerfs::MountPoint;
 use serde::{Deserialize, Serialize};
 
 /// The process and identity settings, Docker's `Config`.
@@ -49,6 +50,16 @@ pub struct HostConfig {
     pub links: Vec<String>,
     #[serde(default)]
     pub network_aliases: Vec<String>,
+    /// `--read-only`: the root filesystem is mounted read-only.
+    #[serde(default)]
+    pub read_only: bool,
+    /// `--volumes-from` as given.
+    #[serde(default)]
+    pub volumes_from: Vec<String>,
+    /// Docker's `Binds`: the host directories and named volumes asked for,
+    /// `SOURCE:TARGET[:OPTIONS]`.
+    #[serde(default)]
+    pub binds: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -175,6 +186,10 @@ pub struct Container {
     /// too, as Docker's does).
     #[serde(default)]
     pub link_env: Vec<String>,
+    /// The container's own mounts (`-v`, `--mount`, `--tmpfs`,
+    /// `--volumes-from`), validated at create; every start mounts these.
+    #[serde(default)]
+    pub mount_points: Vec<MountPoint>,
 }
 
 impl Container {
@@ -261,6 +276,14 @@ impl Container {
         }
     }
 
+    /// Names of the volumes the container mounts.
+    pub fn volume_names(&self) -> impl Iterator<Item = &str> {
+        self.mount_points
+            .iter()
+            .filter(|p| p.kind == rdock_containerfs::MountKind::Volume)
+            .map(|p| p.name.as_str())
+    }
+
     /// The full command line, entrypoint first.
     pub fn args(&self) -> Vec<String> {
         self.config
@@ -307,6 +330,34 @@ mod tests {
         let mut again: Container = serde_json::from_str(&text).unwrap();
         again.migrate();
         assert_eq!(again, c);
+        // Written before volumes: no mounts, a writable root.
+        assert!(c.mount_points.is_empty());
+        assert!(!c.host.read_only);
+        assert!(c.host.binds.is_empty() && c.host.volumes_from.is_empty());
+    }
+
+    #[test]
+    fn mount_points_are_kept_in_the_record() {
+        let mut c = Container {
+            mount_points: vec![rdock_containerfs::MountPoint {
+                kind: rdock_containerfs::MountKind::Volume,
+                source: "/v/x/_data".into(),
+                destination: "/x".into(),
+                name: "x".into(),
+                read_only: false,
+                propagation: String::new(),
+                relabel: String::new(),
+                no_copy: false,
+                create_host_path: false,
+                anonymous: true,
+                tmpfs_options: vec![],
+            }],
+            ..Default::default()
+        };
+        c.host.read_only = true;
+        let again: Container = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(again, c);
+        assert_eq!(again.volume_names().collect::<Vec<_>>(), ["x"]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rdock_common::client::{connect_lazy, Conn};
+use rdock_containerfs::VolumeStore;
 use rdock_proto::image::v1::image_service_client::ImageServiceClient;
 use rdock_proto::net::v1::net_service_client::NetServiceClient;
 use tokio::sync::watch;
@@ -25,6 +26,11 @@ pub struct Live {
     pub removed: watch::Sender<bool>,
     /// Serializes lifecycle operations on the container.
     pub op: tokio::sync::Mutex<()>,
+    /// Held by a `cp` that has the stopped container's root filesystem
+    /// mounted for the length of its stream, and by a start or removal
+    /// while they mount or remove it, so the two never share the overlay's
+    /// upper directory (see `copy.rs`). Taken after `op`, never before.
+    pub copies: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub struct Runtime {
@@ -36,6 +42,14 @@ pub struct Runtime {
     /// The host's hard RLIMIT_NOFILE: containers never ask for more.
     pub(crate) nofile_hard: u64,
     pub(crate) shim_bin: PathBuf,
+    /// Named and anonymous volumes, `<state>/volumes`.
+    pub(crate) volumes: Arc<VolumeStore>,
+    /// Orders decisions about volumes in use against the records that use
+    /// them: a create holds it shared from planning its mounts until its
+    /// record is stored; removing or pruning volumes (and rolling back a
+    /// failed create) holds it exclusively while checking the records and
+    /// removing. Taken after a container's `op` lock, never before.
+    pub(crate) volume_lock: tokio::sync::RwLock<()>,
 }
 
 impl Runtime {
@@ -66,8 +80,11 @@ impl Runtime {
                 .map_err(crate::error::io("locate the daemon's binary"))?
                 .with_file_name("rdock-shim"),
         };
+        let volumes = Arc::new(VolumeStore::open(d.state_dir.join("volumes"))?);
         Ok(Arc::new(Runtime {
             store: Store::open(&d.state_dir.join("containers.redb"))?,
+            volumes,
+            volume_lock: tokio::sync::RwLock::new(()),
             imaged: ImageServiceClient::new(imaged),
             netd: NetServiceClient::new(netd),
             live: Mutex::new(HashMap::new()),
@@ -86,6 +103,7 @@ impl Runtime {
                     exit: watch::channel(Some(0)).0,
                     removed: watch::channel(false).0,
                     op: tokio::sync::Mutex::new(()),
+                    copies: Arc::new(tokio::sync::Mutex::new(())),
                 })
             })
             .clone()

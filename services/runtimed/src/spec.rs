@@ -11,6 +11,8 @@ use oci_spec::runtime::{
     Process, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 
+use rdock_containerfs::{oci_mounts, rootfs_propagation, MountPoint};
+
 use crate::error::{Error, Result};
 
 /// The default PATH when neither image nor request sets one.
@@ -108,6 +110,10 @@ pub struct SpecInput {
     pub files: Vec<(PathBuf, String)>,
     /// The host's hard RLIMIT_NOFILE: never ask for more.
     pub nofile_hard: u64,
+    /// The container's own mounts (volumes, binds, tmpfs).
+    pub mounts: Vec<MountPoint>,
+    /// `--read-only`: the root and the runtime's own mounts are read-only.
+    pub read_only: bool,
 }
 
 /// Merges `extra` into `base` by variable name, later wins; adds PATH.
@@ -319,29 +325,33 @@ pub fn build(input: &SpecInput) -> Result<Spec> {
     }
     let defaults = Spec::default();
     let default_linux = defaults.linux().clone().unwrap_or_default();
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .resources(resources.build().map_err(bad)?)
         .cgroups_path(PathBuf::from(&input.cgroups_path))
         .masked_paths(default_linux.masked_paths().clone().unwrap_or_default())
-        .readonly_paths(default_linux.readonly_paths().clone().unwrap_or_default())
-        .build()
-        .map_err(bad)?;
+        .readonly_paths(default_linux.readonly_paths().clone().unwrap_or_default());
+    // Shared or slave binds need the root's propagation to match.
+    if let Some(p) = rootfs_propagation(&input.mounts) {
+        linux = linux.rootfs_propagation(p.to_string());
+    }
+    let linux = linux.build().map_err(bad)?;
 
-    let mut mounts = defaults.mounts().clone().unwrap_or_default();
+    let mut base = defaults.mounts().clone().unwrap_or_default();
     for (src, dst) in &input.files {
-        mounts.push(bind(src, dst, false)?);
+        base.push(bind(src, dst, false)?);
     }
     if let Some(init) = &input.init {
-        mounts.push(bind(init, INIT_PATH, true)?);
+        base.push(bind(init, INIT_PATH, true)?);
     }
+    let mounts = oci_mounts(base, &input.mounts, input.read_only)?;
     let mut spec = defaults;
     spec.set_process(Some(process))
         .set_hostname(Some(input.hostname.clone()))
         .set_root(Some(
             RootBuilder::default()
                 .path(input.rootfs.clone())
-                .readonly(false)
+                .readonly(input.read_only)
                 .build()
                 .map_err(bad)?,
         ))
@@ -501,6 +511,55 @@ mod tests {
         assert_eq!(v["cwd"], "/");
         let err = exec_process(&ExecInput { args: vec![], ..e }).unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    }
+
+    #[test]
+    fn user_mounts_read_only_root_and_propagation() {
+        use rdock_containerfs::MountKind;
+        let point = |kind, source: &str, dest: &str, propagation: &str| MountPoint {
+            kind,
+            source: source.into(),
+            destination: dest.into(),
+            name: String::new(),
+            read_only: false,
+            propagation: propagation.into(),
+            relabel: String::new(),
+            no_copy: false,
+            create_host_path: false,
+            anonymous: false,
+            tmpfs_options: vec!["nosuid".into()],
+        };
+        let mut i = input();
+        i.files = vec![("/run/x/hosts".into(), "/etc/hosts".into())];
+        i.mounts = vec![
+            point(MountKind::Volume, "/v/data/_data", "/data", ""),
+            point(MountKind::Tmpfs, "", "/tmp", ""),
+        ];
+        i.read_only = true;
+        let v = serde_json::to_value(build(&i).unwrap()).unwrap();
+        assert_eq!(v["root"]["readonly"], true);
+        let mounts = v["mounts"].as_array().unwrap();
+        let find = |d: &str| mounts.iter().find(|m| m["destination"] == d).unwrap();
+        assert_eq!(find("/data")["source"], "/v/data/_data");
+        assert_eq!(
+            find("/data")["options"],
+            serde_json::json!(["rbind", "rprivate"])
+        );
+        assert_eq!(find("/tmp")["type"], "tmpfs");
+        // --read-only makes the runtime's own files read-only too.
+        assert!(find("/etc/hosts")["options"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("ro")));
+        assert!(v["linux"].get("rootfsPropagation").is_none());
+
+        // A shared bind needs a shared root; without --read-only the root
+        // is writable.
+        i.read_only = false;
+        i.mounts = vec![point(MountKind::Bind, "/srv", "/srv", "rshared")];
+        let v = serde_json::to_value(build(&i).unwrap()).unwrap();
+        assert_eq!(v["root"]["readonly"], false);
+        assert_eq!(v["linux"]["rootfsPropagation"], "shared");
     }
 
     #[test]

@@ -30,7 +30,7 @@ fn dec(b: &[u8]) -> Result<Container> {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path)?;
+        let db = rdock_common::db::open(path)?;
         let txn = db.begin_write()?;
         txn.open_table(CONTAINERS)?;
         txn.open_table(NAMES)?;
