@@ -3,7 +3,8 @@
 # `runc run` of an equivalent bundle, against `runc create` + `start` +
 # `delete` of it (how rdock-shim drives runc), and against `docker run` /
 # `podman run` where such an engine answers; times create / start / wait / rm
-# one call at a time; then `rdockctl ps` with N running containers, and
+# one call at a time; `rdockctl exec c true` against `runc exec` of the same
+# container (and docker/podman exec); then `rdockctl ps` with N running containers, and
 # reads the RSS of one idle shim and of the three idle daemons. Run as root:
 #
 #   bench/run-latency.sh [--runs N] [--containers N] [--build]
@@ -24,6 +25,7 @@
 # removes all of it on exit, also when interrupted. hyperfine's JSON goes to
 # $RDOCK_BENCH_DIR/results/.
 # Budgets (DESIGN.md section 8): run <= 60 ms median and <= 0.2 x docker run;
+# exec <= 30 ms;
 # ps with 200 containers <= 30 ms; one idle shim <= 4 MB RSS; the three idle
 # daemons together <= 40 MB RSS.
 set -euo pipefail
@@ -262,6 +264,7 @@ mkdir -p "$WORK/results"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 json_run=$WORK/results/run-latency-$stamp-run.json
 json_ps=$WORK/results/run-latency-$stamp-ps.json
+json_exec=$WORK/results/run-latency-$stamp-exec.json
 say "hyperfine --warmup 3 --runs $runs (commands: rdock runc runc-split$engines)"
 hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$json_run" "${args[@]}"
 
@@ -288,6 +291,29 @@ bd_start=$(median_col "$RUN/breakdown" 3)
 bd_wait=$(median_col "$RUN/breakdown" 4)
 bd_rm=$(median_col "$RUN/breakdown" 5)
 echo "median ms: rdockctl version $bd_version, create $bd_create, start $bd_start, wait $bd_wait, rm $bd_rm"
+
+# --- exec into a running container -------------------------------------------------
+# `rdockctl exec` against `runc exec` of the very same container (what the
+# shim runs underneath) and `docker exec` / `podman exec` where they answer.
+ctl run -d --name execbench busybox sleep 3600 >/dev/null
+exec_id=$(ctl inspect -f '{{.Id}}' execbench)
+exec_args=(-n "rdock exec" "$ctl_cmd exec execbench true"
+	-n "runc exec" "runc --root $(q "$RUN/run/runtimed/runc") exec $exec_id true")
+if [[ $engines == *docker* ]]; then
+	docker rm -f rdock-bench-exec >/dev/null 2>&1 || true
+	docker run -d --name rdock-bench-exec busybox sleep 3600 >/dev/null
+	exec_args+=(-n "docker exec" "docker exec rdock-bench-exec true")
+fi
+if [[ $engines == *podman* ]]; then
+	podman rm -f rdock-bench-exec >/dev/null 2>&1 || true
+	podman run -d --name rdock-bench-exec busybox sleep 3600 >/dev/null
+	exec_args+=(-n "podman exec" "podman exec rdock-bench-exec true")
+fi
+say "hyperfine --warmup 3 --runs $runs: exec true into a running container"
+hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$json_exec" "${exec_args[@]}"
+[[ $engines == *docker* ]] && docker rm -f rdock-bench-exec >/dev/null 2>&1
+[[ $engines == *podman* ]] && podman rm -f rdock-bench-exec >/dev/null 2>&1
+ctl rm -f execbench >/dev/null
 
 # --- ps with N running containers ------------------------------------------------
 say "starting $containers detached 'sleep 3600' containers (4 at a time)"
@@ -341,6 +367,7 @@ for d in imaged runtimed netd; do daemons_rss_after=$((daemons_rss_after + $(rss
 # --- summary ------------------------------------------------------------------------
 verdict() { awk -v v="$1" -v b="$2" 'BEGIN {print (v <= b) ? "met" : "MISSED"}'; }
 rd=$(m "$json_run" rdock) rc=$(m "$json_run" runc) rs=$(m "$json_run" runc-split) dk=$(m "$json_run" docker) pm=$(m "$json_run" podman)
+ex=$(m "$json_exec" "rdock exec") rx=$(m "$json_exec" "runc exec") dx=$(m "$json_exec" "docker exec") px=$(m "$json_exec" "podman exec")
 ps1=$(m "$json_ps" "ps ($running)") ps2=$(m "$json_ps" "ps -a ($running)")
 echo
 echo "== summary ($(date -u +%Y-%m-%d); HEAD $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), binaries built $(date -u -r "$BIN/rdock-runtimed" +%H:%MZ); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -362,6 +389,10 @@ if [ -n "$pm" ]; then
 fi
 printf '%-44s %-16s %s\n' "  breakdown: one call (version) / create / start" "$bd_version / $bd_create / $bd_start ms" ""
 printf '%-44s %-16s %s\n' "  breakdown: wait / rm" "$bd_wait / $bd_rm ms" ""
+printf '%-44s %-16s %s\n' "exec c true, median" "$(ms "$ex") ms" "<= 30 ms: $(verdict "$ex" 0.030)"
+printf '%-44s %-16s %s\n' "runc exec (same container), median" "$(ms "$rx") ms" ""
+[ -n "$dx" ] && printf '%-44s %-16s %s\n' "docker exec, median (ratio)" "$(ms "$dx") ms ($(ratio "$ex" "$dx"))" ""
+[ -n "$px" ] && printf '%-44s %-16s %s\n' "podman exec, median (ratio)" "$(ms "$px") ms ($(ratio "$ex" "$px"))" ""
 printf '%-44s %-16s %s\n' "ps with $running running, median" "$(ms "$ps1") ms" "<= 30 ms: $(verdict "$ps1" 0.030)"
 printf '%-44s %-16s %s\n' "ps -a with $running, median" "$(ms "$ps2") ms" ""
 printf '%-44s %-16s %s\n' "run -d of $started containers, 4 at a time" "$start_s s" ""
@@ -370,4 +401,4 @@ printf '%-44s %-16s %s\n' "one idle shim, VmRSS" "$(mb "$shim_rss") MB" "<= 4 MB
 printf '%-44s %-16s %s\n' "three daemons, VmRSS, $running containers" "$(mb "$daemons_rss") MB" "<= 40 MB: $(verdict "$daemons_rss" 40960)"
 printf '%-44s %-16s %s\n' "three daemons, VmRSS, just started" "$(mb "$daemons_rss_start") MB" "<= 40 MB: $(verdict "$daemons_rss_start" 40960)"
 printf '%-44s %-16s %s\n' "three daemons, VmRSS, idle after the bench" "$(mb "$daemons_rss_after") MB" "<= 40 MB: $(verdict "$daemons_rss_after" 40960)"
-echo "results: $json_run $json_ps"
+echo "results: $json_run $json_exec $json_ps"
