@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod identity;
+pub mod mountinfo;
 pub mod pki;
 pub mod server;
 pub mod telemetry;

@@ -183,3 +183,19 @@ fn exec_it_gets_a_terminal_of_its_own() {
     // PID 1 is untouched.
     assert_eq!(env.container_row("ctr").state, "running");
 }
+
+#[test]
+fn start_a_of_an_exited_container_runs_it_again_with_its_output() {
+    let env = Env::with_busybox();
+    let script = "echo out-$((40+2)); echo err >&2; exit 3";
+    let out = env.cli(&["run", "--name", "again", "busybox", "sh", "-c", script]);
+    assert_eq!((out.code, out.stdout.as_str()), (3, "out-42\n"), "{out}");
+    for round in 0..3 {
+        let out = env.cli(&["start", "-a", "again"]);
+        assert_eq!(out.code, 3, "round {round}: {out}");
+        assert_eq!(out.stdout, "out-42\n", "round {round}: {out}");
+        assert_eq!(out.stderr, "err\n", "round {round}: {out}");
+    }
+    // The exit is recorded by the time the client has it.
+    env.cli(&["rm", "again"]).ok();
+}

@@ -585,53 +585,22 @@ fn prepare_bind_source(p: &MountPoint) -> Result<()> {
     }
 }
 
-/// One line of /proc/self/mountinfo: mount point and optional fields.
+/// The mount holding `path` in a mountinfo text: its mount point and
+/// optional fields (the last, longest match: later lines are mounted over
+/// earlier ones).
 fn mount_of(path: &Path, mountinfo: &str) -> Option<(String, String)> {
     let want = path.to_string_lossy();
     let mut best: Option<(String, String)> = None;
-    for line in mountinfo.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(mp) = fields.get(4) else { continue };
-        let mp = unescape(mp);
+    for e in rdock_common::mountinfo::parse(mountinfo) {
+        let mp = e.mount_point;
         let inside = want == mp
             || mp == "/"
             || (want.starts_with(&mp) && want.as_bytes().get(mp.len()) == Some(&b'/'));
-        if !inside {
-            continue;
-        }
-        let optional: Vec<&str> = fields
-            .iter()
-            .skip(6)
-            .take_while(|f| **f != "-")
-            .copied()
-            .collect();
-        // Later lines are mounted over earlier ones: the last longest wins.
-        if best.as_ref().is_none_or(|(b, _)| mp.len() >= b.len()) {
-            best = Some((mp, optional.join(" ")));
+        if inside && best.as_ref().is_none_or(|(b, _)| mp.len() >= b.len()) {
+            best = Some((mp, e.optional));
         }
     }
     best
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn check_propagation(p: &MountPoint) -> Result<()> {

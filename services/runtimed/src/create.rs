@@ -448,11 +448,8 @@ impl Runtime {
         let user = users::resolve(&rootfs, &c.config.user)?;
         let host_net = c.host.network_mode == "host";
         let netns = self.netns(&id);
-        if !host_net {
-            if !netns.exists() {
-                mounts::create_netns(&netns)?;
-            }
-            self.attach_networks(c, &netns).await?;
+        if !host_net && !netns.exists() {
+            mounts::create_netns(&netns)?;
         }
         let mut link_hosts = Vec::new();
         let mut link_env = Vec::new();
@@ -480,13 +477,16 @@ impl Runtime {
         } else {
             None
         };
+        // The addresses and name servers come from the network daemon,
+        // which attaches the namespace while the runtime creates the
+        // container (below); the files are completed in place after.
         let files = etcfiles::write(
             &self.dir(&id),
             &etcfiles::EtcInput {
                 hostname: &c.config.hostname,
-                ips: &c.ips(),
+                ips: &[],
                 extra_hosts: link_hosts,
-                dns_servers: &c.dns_servers(),
+                dns_servers: &[],
                 host_resolv: &host_resolv,
                 host_hosts: host_hosts.as_deref(),
             },
@@ -516,7 +516,7 @@ impl Runtime {
             hostname: c.config.hostname.clone(),
             tty: c.config.tty,
             rootfs: rootfs.clone(),
-            netns: (!host_net).then_some(netns),
+            netns: (!host_net).then(|| netns.clone()),
             host_network: host_net,
             cgroups_path: self.cgroup(&id),
             memory: c.host.memory,
@@ -535,7 +535,7 @@ impl Runtime {
         let shim_dir = self.shim_dir(&id);
         let _ = std::fs::remove_dir_all(&shim_dir);
         std::fs::create_dir_all(&shim_dir).map_err(crate::error::io("create shim dir"))?;
-        let launched = shim::launch(&LaunchOptions {
+        let opts = LaunchOptions {
             shim_bin: self.shim_bin.clone(),
             id: id.clone(),
             bundle: self.dir(&id),
@@ -549,13 +549,37 @@ impl Runtime {
             stdin: c.config.open_stdin,
             tty: c.config.tty,
             traceparent: current_traceparent(),
-        })
-        .await
-        .map_err(|e| match e.kind {
+        };
+        // The network is joined while the runtime creates the container:
+        // neither needs the other, and the process only runs at start.
+        let attach = async {
+            if host_net {
+                Ok(())
+            } else {
+                self.attach_networks(c, &netns).await
+            }
+        };
+        let (attached, launched) = tokio::join!(attach, shim::launch(&opts));
+        let launched = launched.map_err(|e| match e.kind {
             shim::LaunchErrorKind::NotFound => Error::CommandNotFound(e.message),
             shim::LaunchErrorKind::Permission => Error::CannotInvoke(e.message),
             shim::LaunchErrorKind::Other => Error::Internal(e.message),
         })?;
+        let completed = attached.and_then(|()| {
+            if host_net {
+                return Ok(());
+            }
+            etcfiles::update(
+                &self.dir(&id),
+                &c.config.hostname,
+                &c.ips(),
+                &c.dns_servers(),
+            )
+        });
+        if let Err(e) = completed {
+            self.shutdown_shim(&id).await;
+            return Err(e);
+        }
         c.state.pid = launched.init_pid;
         Ok(())
     }

@@ -88,7 +88,7 @@ impl RuntimeService for GrpcRuntime {
                 ))
             }
         };
-        let c = self.rt.find(&start.id)?;
+        let c = self.rt.attachable(&start.id).await?;
         let mut shim = self.rt.shim(&c.id).await?;
         // The client's stream ending without close_stdin is a detach: the
         // shim keeps the container's stdin open for the next attach.
@@ -114,6 +114,24 @@ impl RuntimeService for GrpcRuntime {
                 None => false,
             };
             futures::future::ready(o.filter(|_| keep).map(Ok))
+        });
+        // The exit reaches the client once the daemon has recorded it, so
+        // that what the client does next (`rm`, `ps`) sees it exited.
+        let rt = self.rt.clone();
+        let live = self.rt.live(&c.id);
+        let seen = *live.exits.borrow();
+        let stream = stream.then(move |o| {
+            let rt = rt.clone();
+            let live = live.clone();
+            async move {
+                if let Ok(pb::AttachOutput {
+                    output: Some(pb::attach_output::Output::ExitCode(_)),
+                }) = &o
+                {
+                    rt.exit_recorded(&live, seen).await;
+                }
+                o
+            }
         });
         Ok(Response::new(Box::pin(stream)))
     }

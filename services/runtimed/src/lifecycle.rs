@@ -12,11 +12,14 @@ use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
 use crate::model::{Container, Status};
-use crate::runtime::Runtime;
+use crate::runtime::{Live, Runtime};
 use rdock_shim::ExitRecord;
 
 /// Exit code recorded when a container's end was not seen (host reboot).
 const UNKNOWN_EXIT: i32 = 255;
+
+/// The longest an attached client's exit waits for the daemon's record.
+const EXIT_RECORD_WAIT: Duration = Duration::from_secs(10);
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
@@ -67,24 +70,57 @@ impl Runtime {
         self.start_locked(c).await
     }
 
-    async fn start_locked(self: &Arc<Self>, mut c: Container) -> Result<()> {
-        if c.state.status == Status::Running {
-            return Ok(());
-        }
-        let shim_alive = match self.shim(&c.id).await {
+    /// Whether the container's shim is up with its container created (not
+    /// started yet).
+    async fn shim_created(&self, id: &str) -> bool {
+        match self.shim(id).await {
             Ok(mut s) => s
                 .state(shimpb::StateRequest {})
                 .await
                 .is_ok_and(|r| r.get_ref().status == "created"),
             Err(_) => false,
-        };
-        if !shim_alive {
-            // A copy out of the stopped container has its root filesystem
-            // mounted: it finishes first.
-            let live = self.live(&c.id);
-            let _copies = live.copies.lock().await;
-            self.prepare_run(&mut c).await?;
         }
+    }
+
+    /// Prepares the next run of a stopped container (root filesystem,
+    /// network, bundle, shim with the container created) unless its shim
+    /// is up already.
+    async fn ensure_created(self: &Arc<Self>, c: &mut Container) -> Result<bool> {
+        if self.shim_created(&c.id).await {
+            return Ok(false);
+        }
+        // A copy out of the stopped container has its root filesystem
+        // mounted: it finishes first.
+        let live = self.live(&c.id);
+        let _copies = live.copies.lock().await;
+        self.prepare_run(c).await?;
+        Ok(true)
+    }
+
+    /// The container an Attach is for, with its shim up: `start -a` attaches
+    /// before it starts a stopped container, so that container's next run
+    /// is prepared now (as `create` does for a new one) and its output from
+    /// the first byte reaches the client; the start then only starts it.
+    #[tracing::instrument(skip_all, fields(container = %key))]
+    pub async fn attachable(self: &Arc<Self>, key: &str) -> Result<Container> {
+        let c = self.find(key)?;
+        if c.state.status == Status::Running {
+            return Ok(c);
+        }
+        let live = self.live(&c.id);
+        let _op = live.op.lock().await;
+        let mut c = self.find(&c.id)?;
+        if c.state.status != Status::Running && self.ensure_created(&mut c).await? {
+            self.store.update(&c)?;
+        }
+        Ok(c)
+    }
+
+    async fn start_locked(self: &Arc<Self>, mut c: Container) -> Result<()> {
+        if c.state.status == Status::Running {
+            return Ok(());
+        }
+        self.ensure_created(&mut c).await?;
         let started = async {
             self.shim(&c.id)
                 .await?
@@ -137,7 +173,7 @@ impl Runtime {
         }
     }
 
-    async fn shutdown_shim(&self, id: &str) {
+    pub(crate) async fn shutdown_shim(&self, id: &str) {
         if let Ok(mut s) = self.shim(id).await {
             let _ = s.shutdown(shimpb::ShutdownRequest {}).await;
         }
@@ -160,6 +196,7 @@ impl Runtime {
         c.state.finished_at = now();
         self.store.update(&c)?;
         live.exit.send_replace(Some(code));
+        live.exits.send_modify(|n| *n += 1);
         tracing::info!(container = %c.short_id(), exit_code = code, "container exited");
         if c.host.auto_remove {
             if let Err(e) = self.remove_locked(c, true).await {
@@ -260,6 +297,26 @@ impl Runtime {
             }
         }
         Ok(code)
+    }
+
+    /// Waits (a while at most) until an exit after the `seen`-th one is
+    /// recorded or the container is removed: an attached client is told
+    /// of the exit only once `ps` and `rm` see it.
+    pub async fn exit_recorded(&self, live: &Live, seen: u64) {
+        let mut exits = live.exits.subscribe();
+        let mut removed = live.removed.subscribe();
+        let recorded = async {
+            tokio::select! {
+                _ = exits.wait_for(|n| *n > seen) => {}
+                _ = removed.wait_for(|r| *r) => {}
+            }
+        };
+        if tokio::time::timeout(EXIT_RECORD_WAIT, recorded)
+            .await
+            .is_err()
+        {
+            tracing::warn!("an exit was not recorded in time; telling the client anyway");
+        }
     }
 
     /// Records that a user stopped the container, so restart policies leave

@@ -64,13 +64,9 @@ pub fn unmount(target: &Path) -> Result<()> {
 
 /// Whether `target` is a mount point (listed in /proc/self/mountinfo).
 pub fn is_mounted(target: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = target.to_string_lossy();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|m| m == want)
+    rdock_common::mountinfo::mount_points()
+        .iter()
+        .any(|m| m == target)
 }
 
 /// Creates a new network namespace and bind-mounts it at `path`.

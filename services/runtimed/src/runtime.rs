@@ -24,6 +24,8 @@ pub struct Live {
     pub exit: watch::Sender<Option<i32>>,
     /// Becomes true when the container has been removed.
     pub removed: watch::Sender<bool>,
+    /// How many exits this daemon has recorded (grows once per run).
+    pub exits: watch::Sender<u64>,
     /// Serializes lifecycle operations on the container.
     pub op: tokio::sync::Mutex<()>,
     /// Held by a `cp` that has the stopped container's root filesystem
@@ -102,6 +104,7 @@ impl Runtime {
                 Arc::new(Live {
                     exit: watch::channel(Some(0)).0,
                     removed: watch::channel(false).0,
+                    exits: watch::channel(0).0,
                     op: tokio::sync::Mutex::new(()),
                     copies: Arc::new(tokio::sync::Mutex::new(())),
                 })

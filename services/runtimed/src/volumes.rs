@@ -30,12 +30,14 @@ pub fn volume_users(containers: &[Container]) -> HashMap<String, Vec<String>> {
     users
 }
 
-/// The anonymous volumes `c` made for itself (not those it inherited
-/// through `--volumes-from`): what `rm -v` removes.
-pub fn own_anonymous_volumes(c: &Container) -> Vec<String> {
+/// The volumes `c` mounts, its own and those it inherited through
+/// `--volumes-from`: `rm -v` removes the anonymous ones among them that no
+/// other container uses (as Docker does, the last user removes an
+/// inherited anonymous volume).
+pub fn mounted_volumes(c: &Container) -> Vec<String> {
     c.mount_points
         .iter()
-        .filter(|p| p.kind == MountKind::Volume && p.anonymous)
+        .filter(|p| p.kind == MountKind::Volume)
         .map(|p| p.name.clone())
         .collect()
 }
@@ -123,11 +125,11 @@ impl Runtime {
         Ok((pruned.deleted, pruned.space_reclaimed))
     }
 
-    /// Removes the anonymous volumes of removed container `c` that no other
-    /// container uses (one may through `--volumes-from`; it keeps them).
+    /// Removes the anonymous volumes removed container `c` mounted (its
+    /// own or inherited) that no other container uses.
     /// Failures are logged: the container is gone already.
     pub(crate) async fn remove_anonymous_volumes(&self, c: &Container) {
-        let names = own_anonymous_volumes(c);
+        let names = mounted_volumes(c);
         if names.is_empty() {
             return;
         }
@@ -143,6 +145,10 @@ impl Runtime {
         let id = c.short_id().to_string();
         let done = tokio::task::spawn_blocking(move || {
             for name in names.iter().filter(|n| !users.contains_key(*n)) {
+                let anonymous = volumes.get(name).is_ok_and(|v| v.anonymous);
+                if !anonymous {
+                    continue;
+                }
                 match volumes.remove(name, &[]) {
                     Ok(()) | Err(rdock_containerfs::Error::NotFound(_)) => {}
                     Err(e) => {
@@ -213,7 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn users_come_from_every_record_and_rm_v_takes_only_own_anonymous_volumes() {
+    fn users_come_from_every_record_and_rm_v_considers_every_mounted_volume() {
         let a = container(
             "aaa",
             vec![
@@ -237,7 +243,8 @@ mod tests {
         assert_eq!(users["anon1"], ["aaa", "bbb"]);
         assert!(!users.contains_key("host"));
         assert_eq!(users.len(), 2);
-        assert_eq!(own_anonymous_volumes(&a), ["anon1"]);
-        assert!(own_anonymous_volumes(&b).is_empty());
+        // Which of them are anonymous is the volume store's to say.
+        assert_eq!(mounted_volumes(&a), ["data", "anon1"]);
+        assert_eq!(mounted_volumes(&b), ["anon1", "data"]);
     }
 }
