@@ -59,11 +59,19 @@ fn otlp_configured() -> bool {
 pub fn init(service: &str, format: LogFormat, default_level: &str) -> Telemetry {
     let filter =
         EnvFilter::try_from_env("RDOCK_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    // RDOCK_LOG_SPANS=1: a line when each span closes, with the time it
+    // took (where a call spends its time, without a trace collector).
+    let spans = if std::env::var("RDOCK_LOG_SPANS").as_deref() == Ok("1") {
+        tracing_subscriber::fmt::format::FmtSpan::CLOSE
+    } else {
+        tracing_subscriber::fmt::format::FmtSpan::NONE
+    };
     let fmt = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(false)
+            .with_span_events(spans)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()

@@ -187,8 +187,15 @@ impl Runtime {
         let Some(mut c) = self.store.get(id)? else {
             return Ok(());
         };
-        self.shutdown_shim(id).await;
-        self.teardown_run(&c).await;
+        // The shim deletes the runtime's state while the run's mounts and
+        // network go: connected first, as the teardown removes its socket.
+        let shim = self.shim(id).await.ok();
+        let shutdown = async {
+            if let Some(mut s) = shim {
+                let _ = s.shutdown(shimpb::ShutdownRequest {}).await;
+            }
+        };
+        tokio::join!(shutdown, self.teardown_run(&c));
         c.state.status = Status::Exited;
         c.state.exit_code = code;
         c.state.pid = 0;

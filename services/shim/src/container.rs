@@ -89,6 +89,9 @@ pub struct Container {
     state: Mutex<State>,
     exited_tx: watch::Sender<Option<Exited>>,
     shutdown_tx: watch::Sender<bool>,
+    /// Becomes true once the runtime's state of the exited container is
+    /// deleted.
+    deleted_tx: watch::Sender<bool>,
 }
 
 impl Container {
@@ -120,6 +123,7 @@ impl Container {
             }),
             exited_tx: watch::Sender::new(None),
             shutdown_tx: watch::Sender::new(false),
+            deleted_tx: watch::Sender::new(false),
         })
     }
 
@@ -450,6 +454,8 @@ impl Container {
             }
             Status::Exited => {}
         }
+        // The exit is published before the runtime's state is deleted.
+        let _ = self.deleted_tx.subscribe().wait_for(|d| *d).await;
         self.shutdown_tx.send_replace(true);
         Ok(())
     }
@@ -490,6 +496,19 @@ impl Container {
         if let Err(e) = record.write(&self.state_dir) {
             tracing::error!(error = %e, "cannot write exit.json");
         }
+        // The exit is told first, the runtime's state deleted after: a
+        // `Shutdown` waits for that deletion (see `shutdown`), so nothing is
+        // left behind, and the runtime daemon tears down the rest of the run
+        // meanwhile.
+        let exited = Exited { code, at };
+        {
+            let mut st = self.state();
+            st.status = Status::Exited;
+            st.exited = Some(exited);
+            self.output.publish(Event::Exit(code));
+        }
+        self.exited_tx.send_replace(Some(exited));
+
         // A quick container can exit while `runtime start` is still
         // cleaning up after itself (it removes its exec fifo): deleting the
         // runtime's state under it would fail that start.
@@ -512,14 +531,7 @@ impl Container {
             }
         }
 
-        let exited = Exited { code, at };
-        {
-            let mut st = self.state();
-            st.status = Status::Exited;
-            st.exited = Some(exited);
-            self.output.publish(Event::Exit(code));
-        }
-        self.exited_tx.send_replace(Some(exited));
+        self.deleted_tx.send_replace(true);
 
         tokio::time::sleep(LINGER).await;
         if !*self.shutdown_tx.borrow() {
