@@ -127,6 +127,21 @@ if command -v ip >/dev/null && ip link show rdock0 >/dev/null 2>&1; then
 	say "deleted bridge rdock0"
 fi
 
+# --- cgroups ---------------------------------------------------------------------
+# The runtime daemon's cgroup parent (`rdock` unless cgroup_parent says
+# otherwise) in every hierarchy: empty once the containers are gone.
+cgparent=$(sed -n 's/^[[:space:]]*cgroup_parent[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' \
+	/etc/rdock/runtimed.toml 2>/dev/null | head -n 1)
+cgparent=${cgparent:-rdock}
+for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
+	[ -d "$h/$cgparent" ] || continue
+	if find "$h/$cgparent" -depth -type d -exec rmdir {} + 2>/dev/null; then
+		say "removed cgroup $h/$cgparent"
+	else
+		echo "uninstall.sh: cgroup $h/$cgparent still has processes; left in place" >&2
+	fi
+done
+
 # --- files -------------------------------------------------------------------
 removed=()
 for f in "$PREFIX"/rdock* "$UNITS"/rdock-*.service; do
