@@ -1,8 +1,9 @@
 # Shell helpers shared by the benchmark scripts (sourced, not run).
 # They read the caller's globals where noted: RUN (the run's work dir), BIN
 # (the binaries), PORT (imaged's port; the others are +1, +2), CGPARENT
-# (the run's cgroup parent) and the dpid array (daemon name -> pid).
-# shellcheck shell=bash disable=SC2034
+# (the run's cgroup parent) and the dpid array (daemon name -> pid);
+# start_daemons also SHIM and the net_flags array (rdock-netd's flags).
+# shellcheck shell=bash disable=SC2034,SC2154
 
 say() { echo "==> $*"; }
 alive() { readlink "/proc/$1/exe" >/dev/null 2>&1; } # a zombie counts as gone
@@ -43,6 +44,31 @@ start_daemon() { # NAME PORT-OFFSET EXTRA-ARGS...
 		>>"$RUN/$name.log" 2>&1 </dev/null &
 	# shellcheck disable=SC2004 # dpid is the caller's associative array
 	dpid[$name]=$!
+}
+# Starts the run's three daemons on the first three consecutive free
+# loopback ports from BASE up (sets PORT), with a fresh PKI, and waits until
+# they answer. Reads net_flags, CGPARENT and SHIM; the caller defines die().
+# Each daemon runs in its own session, so that a Ctrl-C reaches the script
+# (whose cleanup removes the containers through them) and not the daemons.
+# setsid execs without forking here (a background job of a script leads no
+# group): $! is the daemon.
+start_daemons() { # BASE
+	local i d
+	PORT=$(free_ports 3 "$1") || die "no three free consecutive ports for rdock"
+	"$BIN/rdockctl" pki init --dir "$RUN/pki" >/dev/null
+	: >"$RUN/empty.toml"
+	start_daemon imaged 0
+	start_daemon netd 2 "${net_flags[@]}"
+	start_daemon runtimed 1 --imaged "127.0.0.1:$PORT" --netd "127.0.0.1:$((PORT + 2))" \
+		--cgroup-parent "$CGPARENT" --shim "$SHIM"
+	for ((i = 0; ; i++)); do
+		ctl system info >/dev/null 2>&1 && break
+		for d in imaged netd runtimed; do
+			alive "${dpid[$d]}" || die "rdock-$d exited: $(tail -n 5 "$RUN/$d.log")"
+		done
+		[ "$i" -lt 80 ] || die "the daemons did not come up in 20 s (logs in $RUN)"
+		sleep 0.25
+	done
 }
 run_shims() {
 	local p

@@ -186,28 +186,9 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 trap 'exit 141' PIPE
 
-# Prints the first of COUNT consecutive free loopback ports at or after BASE.
 
 # --- private daemons -----------------------------------------------------------
-PORT=$(free_ports 3 27901) || die "no three free consecutive ports for rdock"
-"$BIN/rdockctl" pki init --dir "$RUN/pki" >/dev/null
-: >"$RUN/empty.toml"
-# In their own session, so that a Ctrl-C reaches this script (whose cleanup
-# removes the containers through them) and not the daemons. setsid execs
-# without forking here (a background job of a script leads no group): $! is
-# the daemon.
-start_daemon imaged 0
-start_daemon netd 2 "${net_flags[@]}"
-start_daemon runtimed 1 --imaged "127.0.0.1:$PORT" --netd "127.0.0.1:$((PORT + 2))" \
-	--cgroup-parent "$CGPARENT" --shim "$SHIM"
-for ((i = 0; ; i++)); do
-	ctl system info >/dev/null 2>&1 && break
-	for d in imaged netd runtimed; do
-		alive "${dpid[$d]}" || die "rdock-$d exited: $(tail -n 5 "$RUN/$d.log")"
-	done
-	[ "$i" -lt 80 ] || die "the daemons did not come up in 20 s (logs in $RUN)"
-	sleep 0.25
-done
+start_daemons 27901
 say "rdock daemons ($BIN, shim $SHIM) on 127.0.0.1:$PORT-$((PORT + 2)), state in $RUN"
 say "netd: bridge $BRIDGE, subnet $SUBNET, pool $POOL, nft table ip $TABLE"
 
