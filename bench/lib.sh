@@ -94,3 +94,67 @@ median_col() { # FILE COLUMN -> median in ms
 	awk -v c="$2" '{print $c}' "$1" | sort -n | awk '{v[NR] = $1} END {
 		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f", m / 1000 }'
 }
+
+# --- cleanup of a run (called from the script's EXIT trap) ---------------------
+# Reports on stderr and carries on past errors, also when stdout is a closed
+# pipe (`... | head`): SIGPIPE is ignored, or the first echo would end it.
+begin_cleanup() {
+	set +e
+	trap '' INT TERM HUP PIPE
+	exec 1>&2
+	echo "==> cleaning up $RUN"
+}
+# Removes the run's containers through its runtime daemon, while it runs.
+remove_containers() {
+	[ -n "${dpid[runtimed]:-}" ] && alive "${dpid[runtimed]}" || return 0
+	ctl ps -a -q --no-trunc 2>/dev/null | xargs -r -P 4 -n 10 timeout 120 \
+		"$BIN/rdockctl" -H "127.0.0.1:$PORT" --tlscacert "$RUN/pki/ca.crt" \
+		--tlscert "$RUN/pki/admin.crt" --tlskey "$RUN/pki/admin.key" rm -f >/dev/null 2>&1
+}
+# Stops the daemons, then removes what they left: the runtime's containers
+# in the runtime daemon's runc root and in the extra roots given (this kills
+# their processes and removes their cgroups), shims, cgroups, mounts under
+# the run dir, netd's bridges, veths and table (its own --cleanup); reports
+# anything that is still there, and removes the run dir.
+teardown_run() { # SCRIPT-NAME [EXTRA-RUNC-ROOT...]
+	local name=$1 d root id shims pid cg h m left
+	shift
+	for d in runtimed netd imaged; do
+		[ -n "${dpid[$d]:-}" ] && stop_pid "${dpid[$d]}"
+	done
+	for root in "$RUN/run/runtimed/runc" "$@"; do
+		[ -d "$root" ] || continue
+		runc --root "$root" list -q 2>/dev/null | while read -r id; do
+			runc --root "$root" delete -f "$id" >/dev/null 2>&1
+		done
+	done
+	shims=$(run_shims)
+	if [ -n "$shims" ]; then
+		echo "==> killing $(echo "$shims" | wc -l) leftover rdock-shim process(es)"
+		for pid in $shims; do stop_pid "$pid"; done
+	fi
+	for cg in $(run_cgroups); do
+		[ -f "$cg/cgroup.procs" ] && xargs -r kill -KILL <"$cg/cgroup.procs" 2>/dev/null
+	done
+	# Mounts under the run dir (rootfs overlays, netns files), deepest first.
+	findmnt -rn -o TARGET | grep -F "$RUN/" | LC_ALL=C sort -r | while IFS= read -r m; do
+		umount "$m" 2>/dev/null || umount -l "$m"
+	done
+	if [ -d "$RUN/state/netd" ]; then
+		"$BIN/rdock-netd" --config "$RUN/empty.toml" "${net_flags[@]}" --pki-dir "$RUN/pki" \
+			--state-dir "$RUN/state/netd" --run-dir "$RUN/run/netd" --cleanup >>"$RUN/netd.log" 2>&1 ||
+			echo "$name: rdock-netd --cleanup failed: $(tail -n 3 "$RUN/netd.log")"
+	fi
+	for cg in $(run_cgroups); do rmdir "$cg" 2>/dev/null; done
+	for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
+		[ -d "$h/rdock-bench" ] && rmdir "$h/rdock-bench" 2>/dev/null # fails while another run uses it
+	done
+	for root in "$@"; do
+		left=$(runc --root "$root" list -q 2>/dev/null)
+		[ -z "$left" ] || echo "$name: runc containers left in $root: $left"
+	done
+	[ -z "$(run_shims)" ] || echo "$name: rdock-shim processes left: $(run_shims)"
+	[ -z "$(run_cgroups)" ] || echo "$name: cgroups left: $(run_cgroups)"
+	findmnt -rn -o TARGET | grep -qF "$RUN/" && echo "$name: mounts left under $RUN"
+	rm -rf --one-file-system "$RUN"
+}

@@ -121,64 +121,17 @@ CGPARENT=rdock-bench/${RUN##*/run.}
 declare -A dpid=() # daemon name -> pid
 
 net_flags=(--bridge "$BRIDGE" --subnet "$SUBNET" --pool "$POOL" --nft-table "$TABLE" --dns-upstream none)
-# Pids of this run's shims: an rdock-shim whose arguments name a path in $RUN.
-# This run's cgroup dirs in every hierarchy, deepest first.
 # Interfaces enslaved to the bench's bridge (the containers' veths).
 bridge_ports() { ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1; }
 cleanup() {
-	set +e
-	# Also when stdout is a closed pipe (`... | head`): report on stderr and
-	# ignore SIGPIPE, or the first echo would end the cleanup.
-	trap '' INT TERM HUP PIPE
-	exec 1>&2
-	echo "==> cleaning up $RUN"
-	if [ -n "${dpid[runtimed]:-}" ] && alive "${dpid[runtimed]}"; then
-		ctl ps -a -q --no-trunc 2>/dev/null | xargs -r -n 10 timeout 120 \
-			"$BIN/rdockctl" -H "127.0.0.1:$PORT" --tlscacert "$RUN/pki/ca.crt" \
-			--tlscert "$RUN/pki/admin.crt" --tlskey "$RUN/pki/admin.key" rm -f >/dev/null 2>&1
-	fi
+	begin_cleanup
+	remove_containers
 	local ports
 	ports=$(bridge_ports)
-	[ -z "$ports" ] || echo "net.sh: veths still on $BRIDGE after rm -f: ${ports//$'\n'/ }" >&2
-	for d in runtimed netd imaged; do
-		[ -n "${dpid[$d]:-}" ] && stop_pid "${dpid[$d]}"
-	done
-	# What the daemon did not remove: the runtime's containers (this kills
-	# their processes and removes their cgroups), then the shims.
-	if [ -d "$RUN/run/runtimed/runc" ]; then
-		runc --root "$RUN/run/runtimed/runc" list -q 2>/dev/null | while read -r id; do
-			runc --root "$RUN/run/runtimed/runc" delete -f "$id" >/dev/null 2>&1
-		done
-	fi
-	local shims
-	shims=$(run_shims)
-	if [ -n "$shims" ]; then
-		echo "==> killing $(echo "$shims" | wc -l) leftover rdock-shim process(es)" >&2
-		for pid in $shims; do stop_pid "$pid"; done
-	fi
-	for cg in $(run_cgroups); do
-		[ -f "$cg/cgroup.procs" ] && xargs -r kill -KILL <"$cg/cgroup.procs" 2>/dev/null
-	done
-	# Mounts under the run dir (rootfs overlays, netns files), deepest first.
-	findmnt -rn -o TARGET | grep -F "$RUN/" | LC_ALL=C sort -r | while IFS= read -r m; do
-		umount "$m" 2>/dev/null || umount -l "$m"
-	done
-	# netd's own cleanup: bridges, veths, the nft table, leases.
-	if [ -d "$RUN/state/netd" ]; then
-		"$BIN/rdock-netd" --config "$RUN/empty.toml" "${net_flags[@]}" --pki-dir "$RUN/pki" \
-			--state-dir "$RUN/state/netd" --run-dir "$RUN/run/netd" --cleanup >>"$RUN/netd.log" 2>&1 ||
-			echo "net.sh: rdock-netd --cleanup failed: $(tail -n 3 "$RUN/netd.log")" >&2
-	fi
-	for cg in $(run_cgroups); do rmdir "$cg" 2>/dev/null; done
-	for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
-		[ -d "$h/rdock-bench" ] && rmdir "$h/rdock-bench" 2>/dev/null # fails while another run uses it
-	done
-	[ -z "$(run_shims)" ] || echo "net.sh: rdock-shim processes left: $(run_shims)" >&2
-	[ -z "$(run_cgroups)" ] || echo "net.sh: cgroups left: $(run_cgroups)" >&2
-	findmnt -rn -o TARGET | grep -qF "$RUN/" && echo "net.sh: mounts left under $RUN" >&2
-	ip link show "$BRIDGE" >/dev/null 2>&1 && echo "net.sh: bridge $BRIDGE left" >&2
-	nft list table ip "$TABLE" >/dev/null 2>&1 && echo "net.sh: nft table ip $TABLE left" >&2
-	rm -rf --one-file-system "$RUN"
+	[ -z "$ports" ] || echo "net.sh: veths still on $BRIDGE after rm -f: ${ports//$'\n'/ }"
+	teardown_run net.sh
+	ip link show "$BRIDGE" >/dev/null 2>&1 && echo "net.sh: bridge $BRIDGE left"
+	nft list table ip "$TABLE" >/dev/null 2>&1 && echo "net.sh: nft table ip $TABLE left"
 }
 trap cleanup EXIT
 trap 'exit 130' INT

@@ -103,60 +103,10 @@ RUN=$(mktemp -d "$WORK/run.XXXXXX")
 CGPARENT=rdock-bench/${RUN##*/run.}
 declare -A dpid=() # daemon name -> pid
 
-# Pids of this run's shims: an rdock-shim whose arguments name a path in $RUN.
-# This run's cgroup dirs in every hierarchy, deepest first.
 cleanup() {
-	set +e
-	# Also when stdout is a closed pipe (`... | head`): report on stderr and
-	# ignore SIGPIPE, or the first echo would end the cleanup.
-	trap '' INT TERM HUP PIPE
-	exec 1>&2
-	echo "==> cleaning up $RUN"
-	if [ -n "${dpid[runtimed]:-}" ] && alive "${dpid[runtimed]}"; then
-		ctl ps -a -q --no-trunc 2>/dev/null | xargs -r -P 4 -n 10 timeout 120 \
-			"$BIN/rdockctl" -H "127.0.0.1:$PORT" --tlscacert "$RUN/pki/ca.crt" \
-			--tlscert "$RUN/pki/admin.crt" --tlskey "$RUN/pki/admin.key" rm -f >/dev/null 2>&1
-	fi
-	for d in runtimed netd imaged; do
-		[ -n "${dpid[$d]:-}" ] && stop_pid "${dpid[$d]}"
-	done
-	# What the daemon did not remove: the runtime's containers (this kills
-	# their processes and removes their cgroups), then the shims.
-	for root in "$RUN/run/runtimed/runc" "$RUN/runc-root"; do
-		[ -d "$root" ] || continue
-		runc --root "$root" list -q 2>/dev/null | while read -r id; do
-			runc --root "$root" delete -f "$id" >/dev/null 2>&1
-		done
-	done
-	local shims
-	shims=$(run_shims)
-	if [ -n "$shims" ]; then
-		echo "==> killing $(echo "$shims" | wc -l) leftover rdock-shim process(es)" >&2
-		for pid in $shims; do stop_pid "$pid"; done
-	fi
-	for cg in $(run_cgroups); do
-		[ -f "$cg/cgroup.procs" ] && xargs -r kill -KILL <"$cg/cgroup.procs" 2>/dev/null
-	done
-	# Mounts under the run dir (rootfs overlays, netns files), deepest first.
-	findmnt -rn -o TARGET | grep -F "$RUN/" | LC_ALL=C sort -r | while IFS= read -r m; do
-		umount "$m" 2>/dev/null || umount -l "$m"
-	done
-	# netd's own cleanup: its bridge, veths, nft table.
-	if [ -d "$RUN/state/netd" ]; then
-		"$BIN/rdock-netd" --config "$RUN/empty.toml" "${net_flags[@]}" --pki-dir "$RUN/pki" \
-			--state-dir "$RUN/state/netd" --run-dir "$RUN/run/netd" --cleanup >>"$RUN/netd.log" 2>&1 ||
-			echo "run-latency.sh: rdock-netd --cleanup failed" >&2
-	fi
-	for cg in $(run_cgroups); do rmdir "$cg" 2>/dev/null; done
-	for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
-		[ -d "$h/rdock-bench" ] && rmdir "$h/rdock-bench" 2>/dev/null # fails while another run uses it
-	done
-	left=$(runc --root "$RUN/runc-root" list -q 2>/dev/null)
-	[ -z "$left" ] || echo "run-latency.sh: runc containers left in $RUN/runc-root: $left" >&2
-	[ -z "$(run_shims)" ] || echo "run-latency.sh: rdock-shim processes left: $(run_shims)" >&2
-	[ -z "$(run_cgroups)" ] || echo "run-latency.sh: cgroups left: $(run_cgroups)" >&2
-	findmnt -rn -o TARGET | grep -qF "$RUN/" && echo "run-latency.sh: mounts left under $RUN" >&2
-	rm -rf --one-file-system "$RUN"
+	begin_cleanup
+	remove_containers
+	teardown_run run-latency.sh "$RUN/runc-root"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
