@@ -22,24 +22,12 @@ async fn two_containers_talk_and_a_published_port_reaches_one() {
     let ns1 = env.netns("a");
     let ns2 = env.netns("b");
     let host_port = free_port();
-    let a = c
-        .attach(attach_req("ctr-a", &ns1, vec![]))
-        .await
-        .expect("attach a")
-        .into_inner()
-        .endpoint
-        .expect("endpoint");
-    let b = c
-        .attach(attach_req(
-            "ctr-b",
-            &ns2,
-            vec![tcp("127.0.0.1", host_port, 80)],
-        ))
-        .await
-        .expect("attach b")
-        .into_inner()
-        .endpoint
-        .expect("endpoint");
+    let a = attached(&mut c, attach_req("ctr-a", &ns1, vec![])).await;
+    let b = attached(
+        &mut c,
+        attach_req("ctr-b", &ns2, vec![tcp("127.0.0.1", host_port, 80)]),
+    )
+    .await;
     assert_ne!(a.ip_address, b.ip_address);
     assert_eq!(a.gateway, env.gateway().to_string());
     let octets: Vec<String> = b
@@ -84,19 +72,17 @@ async fn two_containers_talk_and_a_published_port_reaches_one() {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
         s.local_addr().expect("addr").port()
     };
-    let ua = c
-        .attach(pb::AttachRequest {
+    let ua = attached(
+        &mut c,
+        pb::AttachRequest {
             ports: vec![pb::PortMapping {
                 protocol: "udp".into(),
                 ..tcp("127.0.0.1", udp_port, 5353)
             }],
             ..attach_req("ctr-u", &env.netns("u"), vec![])
-        })
-        .await
-        .expect("attach udp")
-        .into_inner()
-        .endpoint
-        .expect("endpoint");
+        },
+    )
+    .await;
     let uns = std::path::PathBuf::from(format!("/run/netns/rdkt{}-u", env.tag));
     let echo = in_netns(&uns, || {
         let s = std::net::UdpSocket::bind("0.0.0.0:5353").expect("bind udp in netns");
@@ -288,20 +274,12 @@ async fn kill_9_and_restart_keep_ports_working_and_addresses_unique() {
     let ns1 = env.netns("a");
     let ns2 = env.netns("b");
     let host_port = free_port();
-    let a = c
-        .attach(attach_req("ctr-a", &ns1, vec![tcp("", host_port, 8080)]))
-        .await
-        .expect("attach a")
-        .into_inner()
-        .endpoint
-        .expect("endpoint");
-    let b = c
-        .attach(attach_req("ctr-b", &ns2, vec![]))
-        .await
-        .expect("attach b")
-        .into_inner()
-        .endpoint
-        .expect("endpoint");
+    let a = attached(
+        &mut c,
+        attach_req("ctr-a", &ns1, vec![tcp("", host_port, 8080)]),
+    )
+    .await;
+    let b = attached(&mut c, attach_req("ctr-b", &ns2, vec![])).await;
     let _server = Server::start(&ns1, 8080, "still here\n");
     assert_eq!(fetch(("127.0.0.1", host_port)), "still here\n");
 
@@ -333,20 +311,8 @@ async fn kill_9_and_restart_keep_ports_working_and_addresses_unique() {
     // New containers get b's address back, never a's.
     let ns3 = env.netns("c");
     let ns4 = env.netns("d");
-    let c3 = c
-        .attach(attach_req("ctr-c", &ns3, vec![]))
-        .await
-        .expect("attach c")
-        .into_inner()
-        .endpoint
-        .expect("endpoint");
-    let c4 = c
-        .attach(attach_req("ctr-d", &ns4, vec![]))
-        .await
-        .expect("attach d")
-        .into_inner()
-        .endpoint
-        .expect("endpoint");
+    let c3 = attached(&mut c, attach_req("ctr-c", &ns3, vec![])).await;
+    let c4 = attached(&mut c, attach_req("ctr-d", &ns4, vec![])).await;
     assert_eq!(c3.ip_address, b.ip_address);
     let all: BTreeSet<&str> = [&a, &c3, &c4]
         .iter()

@@ -408,6 +408,17 @@ pub fn attach_req(id: &str, netns: &Path, ports: Vec<pb::PortMapping>) -> pb::At
     }
 }
 
+/// Attach, which must succeed; the endpoint it made.
+pub async fn attached(c: &mut Client, req: pb::AttachRequest) -> pb::Endpoint {
+    let what = format!("attach {}", req.container_id);
+    c.attach(req)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+        .into_inner()
+        .endpoint
+        .unwrap_or_else(|| panic!("{what}: no endpoint"))
+}
+
 pub fn tcp(host_ip: &str, host_port: u16, container_port: u32) -> pb::PortMapping {
     pb::PortMapping {
         host_ip: host_ip.into(),
