@@ -161,7 +161,7 @@ fn config_error(kind: &str, msg: impl std::fmt::Display) -> Error {
 
 /// Cleans an absolute path lexically (`.`, `..`, repeated and trailing
 /// slashes), as Go's `path.Clean`.
-fn clean_abs(p: &str) -> String {
+pub fn clean_abs(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for c in p.split('/') {
         match c {

@@ -68,25 +68,10 @@ pub fn in_container_cgroup(cgroup_file: &str, id: &str) -> bool {
     })
 }
 
-/// Lexically cleans an absolute path (`.`, `..`, repeated slashes).
-fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
 /// Docker's refusals before extracting into `path`: a read-only mount
 /// there, or a read-only root filesystem outside any writable mount.
 pub fn check_writable(path: &str, read_only_root: bool, points: &[MountPoint]) -> Result<()> {
-    let path = clean(path);
+    let path = rdock_containerfs::mounts::clean_abs(path);
     let under = |dest: &str| path == dest || path.starts_with(&format!("{dest}/"));
     match points
         .iter()

@@ -272,24 +272,24 @@ impl Container {
         }
     }
 
+    /// Refuses unless the container runs (and is not paused: then
+    /// `paused` says why, after the container's id).
+    fn require_running(&self, paused: &str) -> Result<(), Error> {
+        let why = match self.state().status {
+            Status::Running => return Ok(()),
+            Status::Paused => paused,
+            Status::Created | Status::Exited => "is not running",
+        };
+        Err(Error::FailedPrecondition(format!(
+            "container {} {why}",
+            self.id
+        )))
+    }
+
     /// Freezes every process of the container (`runtime pause`).
     pub async fn pause(&self) -> Result<(), Error> {
         let _freezer = self.freezer.lock().await;
-        match self.state().status {
-            Status::Running => {}
-            Status::Paused => {
-                return Err(Error::FailedPrecondition(format!(
-                    "container {} is already paused",
-                    self.id
-                )))
-            }
-            Status::Created | Status::Exited => {
-                return Err(Error::FailedPrecondition(format!(
-                    "container {} is not running",
-                    self.id
-                )))
-            }
-        }
+        self.require_running("is already paused")?;
         match self.runtime.pause(&self.reaper).await {
             Ok(()) => {
                 self.set_paused(true);
@@ -345,21 +345,7 @@ impl Container {
         // exec starts one at a time, so the processes of the others are
         // known (see `exec::start`).
         let _freezer = self.freezer.lock().await;
-        match self.state().status {
-            Status::Running => {}
-            Status::Paused => {
-                return Err(Error::FailedPrecondition(format!(
-                    "container {} is paused, unpause the container before exec",
-                    self.id
-                )))
-            }
-            Status::Created | Status::Exited => {
-                return Err(Error::FailedPrecondition(format!(
-                    "container {} is not running",
-                    self.id
-                )))
-            }
-        }
+        self.require_running("is paused, unpause the container before exec")?;
         let exec_id = req.exec_id.clone();
         let known: Vec<u32> = {
             let mut execs = self.execs();
